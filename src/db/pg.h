@@ -11,7 +11,9 @@
 #include <libpq-fe.h>
 #include <parley/module.h>
 
-typedef struct pl_pg_query pl_pg_query;
+/* A pending query. The handle is a struct tag, not a typedef: a typedef
+ * named pl_pg_query would clash with the function of that name. */
+struct pl_pg_query;
 
 /* Starts the pool: pool_size connections to conninfo (which should name
  * a UNIX socket directory or a numeric hostaddr, so that libpq does no DNS
@@ -34,11 +36,11 @@ void pl_pg_on_state(void (*cb)(int up, void *ud), void *ud);
  * service is unavailable. cb runs exactly once from the loop, unless the
  * query is cancelled first. If a connection fails while the query is in
  * flight, cb runs with an error result. */
-pl_pg_query *pl_pg_query(const char *sql, int nparams, const char *const *params,
-                         pl_db_cb cb, void *ud);
+struct pl_pg_query *pl_pg_query(const char *sql, int nparams,
+                                const char *const *params, pl_db_cb cb, void *ud);
 
 /* Cancels a pending query: its callback will not run. */
-void pl_pg_cancel(pl_pg_query *q);
+void pl_pg_cancel(struct pl_pg_query *q);
 
 /* Statistics for the control socket. */
 typedef struct pl_pg_stats {

@@ -135,8 +135,11 @@ void pl_route(pl_stanza *st);
  * type "result" for an IQ. No children. */
 pl_stanza *pl_stanza_reply(const pl_stanza *st);
 
-/* An error reply per RFC 6120 8.3: the original's children (for IQ, only
- * the payload), type="error", and <error type=...><condition/><text/>. */
+/* An error reply per RFC 6120 8.3: same element name and id, 'from' and
+ * 'to' swapped, type="error", and one child
+ * <error type=...><condition/><text/></error> (text optional; type NULL
+ * takes the condition's default type). The original payload is not
+ * echoed. */
 pl_stanza *pl_stanza_error_reply(const pl_stanza *st, const char *type,
                                  const char *condition, const char *text);
 

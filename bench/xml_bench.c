@@ -1,0 +1,102 @@
+/* bench/xml_bench.c: a micro-benchmark of the XML core. Parses N small
+ * <message> stanzas from one stream (fed in 16 KiB reads, as from a
+ * socket), serializes each one as it arrives, and prints stanzas per
+ * second for parsing alone and for parsing plus serializing.
+ * Usage: xml_bench [N] (default 1000000). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <parley/base.h>
+#include <parley/buf.h>
+#include <parley/stanza.h>
+#include "xml/stream.h"
+
+#define READ_SIZE 16384
+
+struct bench {
+    pl_buf out;
+    long count;
+    size_t bytes_out;
+    int serialize;
+};
+
+static void on_stanza(void *ud, pl_stanza *st)
+{
+    struct bench *b = ud;
+    b->count++;
+    if (b->serialize) {
+        pl_buf_reset(&b->out);
+        pl_xml_serialize(pl_stanza_root(st), &b->out, PL_NS_CLIENT);
+        b->bytes_out += b->out.len;
+    }
+    pl_stanza_unref(st);
+}
+
+static void on_error(void *ud, const char *cond, const char *text)
+{
+    fprintf(stderr, "xml_bench: %s: %s\n", cond, text);
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void build_input(pl_buf *in, long n)
+{
+    pl_buf_puts(in, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                    "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' "
+                    "version='1.0' xml:lang='en'>");
+    for (long i = 0; i < n; i++)
+        pl_buf_printf(in, "<message to='juliet@example.com/balcony' from='romeo@example.net/"
+                          "orchard' type='chat' id='m%ld'><body>Art thou not Romeo, and a "
+                          "Montague? &lt;%ld&gt;</body><active xmlns='http://jabber.org/"
+                          "protocol/chatstates'/></message>\n", i, i);
+    pl_buf_puts(in, "</stream:stream>");
+}
+
+static double run(const pl_buf *in, struct bench *b)
+{
+    static const pl_xml_stream_cb cb = { NULL, on_stanza, NULL, on_error };
+    pl_xml_stream *xs = pl_xml_stream_new(&cb, b, PL_NS_CLIENT, 256 * 1024);
+    double t0 = now();
+    for (size_t off = 0; off < in->len; off += READ_SIZE) {
+        size_t n = in->len - off < READ_SIZE ? in->len - off : READ_SIZE;
+        if (pl_xml_stream_feed(xs, in->data + off, n) != 0)
+            exit(1);
+    }
+    double t = now() - t0;
+    pl_xml_stream_free(xs);
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc > 1 ? atol(argv[1]) : 1000000;
+    if (n <= 0)
+        n = 1;
+    pl_buf in = PL_BUF_INIT;
+    build_input(&in, n);
+
+    struct bench parse = { PL_BUF_INIT, 0, 0, 0 };
+    double tp = run(&in, &parse);
+    struct bench both = { PL_BUF_INIT, 0, 0, 1 };
+    double tb = run(&in, &both);
+    if (parse.count != n || both.count != n) {
+        fprintf(stderr, "xml_bench: parsed %ld and %ld of %ld stanzas\n", parse.count,
+                both.count, n);
+        return 1;
+    }
+    printf("%ld stanzas, %.1f MB in, %.1f MB out\n", n, (double)in.len / 1e6,
+           (double)both.bytes_out / 1e6);
+    printf("parse:             %.0f stanzas/s (%.1f MB/s)\n", (double)n / tp,
+           (double)in.len / tp / 1e6);
+    printf("parse + serialize: %.0f stanzas/s\n", (double)n / tb);
+    pl_buf_free(&in);
+    pl_buf_free(&both.out);
+    return 0;
+}

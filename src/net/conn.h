@@ -1,0 +1,62 @@
+/* net/conn.h: one non-blocking stream connection, plain or TLS. Output is
+ * appended to a buffer and written once per loop iteration (all the
+ * stanzas queued for a connection in one iteration go out in one write).
+ * Input is read into a shared buffer and handed to the owner at once, so
+ * an idle connection holds no read buffer. Closing is asynchronous: the
+ * owner's `closed` callback runs later from the loop, after which the
+ * connection is gone. */
+#ifndef PL_NET_CONN_H
+#define PL_NET_CONN_H
+
+#include <stddef.h>
+#include <parley/buf.h>
+#include "net/tls.h"
+
+typedef struct pl__conn pl__conn;
+
+typedef struct pl__conn_handler {
+    /* Plaintext bytes arrived (decrypted if TLS). */
+    void (*data)(void *ud, const char *buf, size_t len);
+    /* A TLS handshake finished (after pl__conn_starttls/pl__conn_tls_accept). */
+    void (*tls_ready)(void *ud);
+    /* The connection is closed and about to be freed: release ud. */
+    void (*closed)(void *ud);
+} pl__conn_handler;
+
+/* Takes ownership of the connected non-blocking fd. peer is "ip:port". */
+pl__conn *pl__conn_new(int fd, const char *peer, const pl__conn_handler *h, void *ud);
+
+/* The output buffer: append to it, then call pl__conn_queued(). */
+pl_buf *pl__conn_out(pl__conn *c);
+void pl__conn_queued(pl__conn *c);
+/* Appends and queues in one call. */
+void pl__conn_write(pl__conn *c, const char *data, size_t len);
+
+/* After what is queued has been written in plaintext, starts a server TLS
+ * handshake (STARTTLS). Reading pauses until then. */
+void pl__conn_starttls(pl__conn *c, pl_tls_creds *def, pl_tls_sni_fn sni, void *ud);
+
+/* Starts a server TLS handshake right away (direct TLS). */
+void pl__conn_tls_accept(pl__conn *c, pl_tls_creds *def, pl_tls_sni_fn sni, void *ud);
+
+/* Writes what is queued (up to a 5 s grace period), then closes. No data
+ * callbacks run after this call. */
+void pl__conn_close(pl__conn *c);
+
+/* Stops reading for ms milliseconds (input rate limiting). */
+void pl__conn_pause(pl__conn *c, unsigned ms);
+
+int pl__conn_is_tls(const pl__conn *c);
+pl_tls *pl__conn_tls(pl__conn *c);
+const char *pl__conn_peer(const pl__conn *c);
+/* The peer's address without the port, for per-address limits. */
+const char *pl__conn_peer_addr(const pl__conn *c);
+
+/* Writes every connection's queued output and completes pending closes.
+ * Called by the loop once per iteration. */
+void pl__conn_flush_all(void);
+
+/* Number of open connections. */
+int pl__conn_count_all(void);
+
+#endif

@@ -1,0 +1,530 @@
+/* xml/stream.c: the incremental XMPP stream parser of xml/stream.h, on
+ * libexpat in namespace mode. The stream header becomes a stream_open
+ * event, each element below it is built straight into its own stanza
+ * arena and handed over when it ends, and the restricted XML of RFC 6120
+ * 11.1 (DTDs, comments, processing instructions) ends the stream. The
+ * bytes of every top-level element are counted while they arrive, and
+ * input is handed to expat in slices no larger than what is left of the
+ * limit, so an oversized element is refused without being buffered.
+ *
+ * pl_xml_stream_free must not be called from inside a callback; callers
+ * defer it. pl_xml_stream_restart may be called from any callback. */
+#include <stdlib.h>
+#include <string.h>
+#include <expat.h>
+#include <parley/base.h>
+#include <parley/stanza.h>
+#include "xml/arena.h"
+#include "xml/stream.h"
+
+/* Separates namespace URI and local name in the names expat reports. It
+ * cannot occur in either: XML 1.0 forbids the character everywhere. */
+#define NS_SEP '\x01'
+
+/* The stream header may always be this large, even under a smaller
+ * stanza limit. */
+#define HEADER_MIN_LIMIT 4096
+
+/* Most bytes handed to one XML_Parse call. Expat copies its input into
+ * its own buffer, which keeps the size of the largest call (or partial
+ * token) for the life of the connection. */
+#define MAX_SLICE (16 * 1024)
+
+/* COMPAT: expat 2.6 (and distributions that backported it) by default
+ * re-parses an incomplete token only once much more data has arrived,
+ * which would hold back a stanza that a small read completes. Versions
+ * without the switch do not defer; the weak reference is NULL there. */
+#pragma weak XML_SetReparseDeferralEnabled
+XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled);
+
+enum stream_state { EXPECT_HEADER, OPEN, CLOSED, DEAD };
+
+struct pl_xml_stream {
+    XML_Parser p;
+    pl_xml_stream_cb cb;
+    void *ud;
+    char *content_ns;
+    size_t content_len;
+    size_t max;              /* byte limit of a top-level element; 0: none */
+    enum stream_state state;
+    int depth;               /* open elements: 1 in the header, 2+ in a stanza */
+    int mapped;              /* depth of the innermost element mapped to PL_NS_CLIENT */
+    pl_stanza *st;           /* the stanza being built */
+    pl_node *cur;            /* its innermost open element */
+    pl_stanza *hdr;          /* holds the header's strings during stream_open */
+    const char *hdr_ns;      /* default namespace declared on the header */
+    XML_Index pos;           /* bytes handed to expat since the last reset */
+    XML_Index start;         /* where the pending top-level item begins */
+    int in_parse;            /* inside XML_Parse */
+    int stopped;             /* XML_StopParser was called */
+    const char *err_cond;    /* error found by a handler */
+    const char *err_text;
+    int restart;             /* restart requested from a callback */
+    int discard;
+    XML_Index restart_at;    /* end of the event that requested it */
+};
+
+static const XML_Memory_Handling_Suite mem_suite = { pl_malloc, pl_realloc, pl_free };
+
+/* ==== helpers ==== */
+
+static void stop(pl_xml_stream *xs)
+{
+    if (xs->stopped)
+        return;
+    xs->stopped = 1;
+    XML_StopParser(xs->p, XML_FALSE);
+}
+
+/* Records a stream error found inside a handler and stops the parser; the
+ * error callback runs once XML_Parse has returned. */
+static void fail(pl_xml_stream *xs, const char *cond, const char *text)
+{
+    xs->err_cond = cond;
+    xs->err_text = text;
+    stop(xs);
+}
+
+/* Stream position just after the current expat event. */
+static XML_Index event_end(pl_xml_stream *xs)
+{
+    return XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
+}
+
+/* The limit for the pending item: the header's or a stanza's. */
+static XML_Index current_limit(const pl_xml_stream *xs)
+{
+    if (xs->depth > 0 || xs->max >= HEADER_MIN_LIMIT)
+        return (XML_Index)xs->max;
+    return HEADER_MIN_LIMIT;
+}
+
+/* True (after recording the error) when the pending top-level element,
+ * up to the end of the current event, is over the limit. */
+static int over_limit(pl_xml_stream *xs)
+{
+    if (!xs->max || event_end(xs) - xs->start <= current_limit(xs))
+        return 0;
+    fail(xs, "policy-violation", xs->depth ? "stanza too large" : "stream header too large");
+    return 1;
+}
+
+/* Splits an expat name "uri<SEP>local" (or "local"); returns the local
+ * name and sets *urilen (0 without a namespace). */
+static const char *split_name(const char *name, size_t *urilen)
+{
+    const char *sep = strchr(name, NS_SEP);
+    if (!sep) {
+        *urilen = 0;
+        return name;
+    }
+    *urilen = (size_t)(sep - name);
+    return sep + 1;
+}
+
+/* An attribute name in the form of parley/stanza.h: "local", "xml:local"
+ * or "uri local". */
+static const char *attr_name(pl__arena *a, const char *name)
+{
+    size_t urilen;
+    const char *local = split_name(name, &urilen);
+    if (local == name)
+        return pl__arena_strndup(a, name, strlen(name));
+    size_t llen = strlen(local);
+    if (urilen == sizeof(PL_NS_XML) - 1 && memcmp(name, PL_NS_XML, urilen) == 0) {
+        char *s = pl__arena_str(a, 4 + llen + 1);
+        memcpy(s, "xml:", 4);
+        memcpy(s + 4, local, llen + 1);
+        return s;
+    }
+    char *s = pl__arena_str(a, urilen + 1 + llen + 1);
+    memcpy(s, name, urilen);
+    s[urilen] = ' ';
+    memcpy(s + urilen + 1, local, llen + 1);
+    return s;
+}
+
+static void add_attrs(pl_stanza *st, pl_node *n, const char **atts)
+{
+    pl_attr **tail = &n->attrs;
+    for (int i = 0; atts[i]; i += 2) {
+        const char *name = attr_name(&st->arena, atts[i]);
+        const char *value = pl__arena_strndup(&st->arena, atts[i + 1], strlen(atts[i + 1]));
+        tail = pl__attr_append(st, tail, name, value);
+    }
+}
+
+/* ==== handlers ==== */
+
+static void XMLCALL on_nsdecl(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    pl_xml_stream *xs = ud;
+    if (xs->stopped || xs->depth != 0 || prefix)
+        return;
+    if (!xs->hdr)
+        xs->hdr = pl__stanza_alloc(0);
+    xs->hdr_ns = uri ? pl_stanza_strdup(xs->hdr, uri) : NULL;
+}
+
+static void header_start(pl_xml_stream *xs, const char *name, const char **atts)
+{
+    XML_SetStartNamespaceDeclHandler(xs->p, NULL);
+    if (over_limit(xs))
+        return;
+    xs->depth = 1;
+    xs->mapped = 1;
+    xs->state = OPEN;
+    xs->start = event_end(xs);
+    if (!xs->hdr)
+        xs->hdr = pl__stanza_alloc(0);
+    pl_stanza *h = xs->hdr;
+    size_t urilen;
+    const char *local = split_name(name, &urilen);
+    const char *ns = pl_stanza_strndup(h, name, urilen);
+    pl_node *root = pl__node_new(h, NULL, pl_stanza_strdup(h, local), ns);
+    add_attrs(h, root, atts);
+    h->root = root;
+    if (xs->cb.stream_open)
+        xs->cb.stream_open(xs->ud, ns, root->name, xs->hdr_ns, root->attrs);
+    pl_stanza_unref(h);
+    xs->hdr = NULL;
+    xs->hdr_ns = NULL;
+}
+
+/* The namespace string for a new element of the stanza at depth d: the
+ * content namespace becomes PL_NS_CLIENT on the top-level element and on
+ * descendants that inherit it without interruption; an URI equal to the
+ * parent's shares its string. */
+static const char *element_ns(pl_xml_stream *xs, const pl_node *parent, const char *uri,
+                              size_t len, int d)
+{
+    if (xs->mapped == d - 1 && len == xs->content_len && memcmp(uri, xs->content_ns, len) == 0) {
+        xs->mapped = d;
+        return PL_NS_CLIENT;
+    }
+    if (parent && strncmp(parent->ns, uri, len) == 0 && parent->ns[len] == '\0')
+        return parent->ns;
+    return pl__arena_strndup(&xs->st->arena, uri, len);
+}
+
+static void element_start(pl_xml_stream *xs, const char *name, const char **atts)
+{
+    if (xs->depth == 1) {
+        xs->start = XML_GetCurrentByteIndex(xs->p);
+        xs->st = pl__stanza_alloc(0);
+        xs->cur = NULL;
+    }
+    if (over_limit(xs))
+        return;
+    pl_stanza *st = xs->st;
+    size_t urilen;
+    const char *local = split_name(name, &urilen);
+    int d = xs->depth + 1;
+    const char *ns = element_ns(xs, xs->cur, name, urilen, d);
+    pl_node *n = pl__node_new(st, xs->cur, pl__arena_strndup(&st->arena, local, strlen(local)), ns);
+    add_attrs(st, n, atts);
+    if (!xs->cur)
+        st->root = n;
+    xs->cur = n;
+    xs->depth = d;
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    pl_xml_stream *xs = ud;
+    if (xs->stopped)
+        return;
+    if (xs->depth == 0)
+        header_start(xs, name, atts);
+    else
+        element_start(xs, name, atts);
+}
+
+static void stanza_end(pl_xml_stream *xs)
+{
+    if (over_limit(xs))
+        return;
+    pl_stanza *st = xs->st;
+    xs->st = NULL;
+    xs->cur = NULL;
+    xs->depth = 1;
+    xs->mapped = 1;
+    xs->start = event_end(xs);
+    if (xs->cb.stanza)
+        xs->cb.stanza(xs->ud, st);
+    else
+        pl_stanza_unref(st);
+}
+
+static void stream_end(pl_xml_stream *xs)
+{
+    xs->depth = 0;
+    xs->state = CLOSED;
+    if (xs->cb.stream_close)
+        xs->cb.stream_close(xs->ud);
+    stop(xs);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    pl_xml_stream *xs = ud;
+    if (xs->stopped)
+        return;
+    if (xs->depth == 1) {
+        stream_end(xs);
+    } else if (xs->depth == 2) {
+        stanza_end(xs);
+    } else {
+        if (over_limit(xs))
+            return;
+        if (xs->mapped == xs->depth)
+            xs->mapped--;
+        xs->depth--;
+        xs->cur = xs->cur->parent;
+    }
+}
+
+static int all_space(const char *s, int len)
+{
+    for (int i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return 0;
+    return 1;
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+    pl_xml_stream *xs = ud;
+    if (xs->stopped || xs->depth == 0)
+        return;
+    if (xs->depth == 1) {
+        if (!all_space(s, len))
+            fail(xs, "bad-format", "text outside stanzas");
+        else
+            xs->start = event_end(xs);
+        return;
+    }
+    if (over_limit(xs))
+        return;
+    pl__node_append_text(xs->st, xs->cur, s, (size_t)len);
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data)
+{
+    pl_xml_stream *xs = ud;
+    if (!xs->stopped)
+        fail(xs, "restricted-xml", "comments are not allowed");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    pl_xml_stream *xs = ud;
+    if (!xs->stopped)
+        fail(xs, "restricted-xml", "processing instructions are not allowed");
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    pl_xml_stream *xs = ud;
+    if (!xs->stopped)
+        fail(xs, "restricted-xml", "DTDs are not allowed");
+}
+
+static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value,
+                              int value_len, const XML_Char *base, const XML_Char *sysid,
+                              const XML_Char *pubid, const XML_Char *notation)
+{
+    pl_xml_stream *xs = ud;
+    if (!xs->stopped)
+        fail(xs, "restricted-xml", "entity declarations are not allowed");
+}
+
+/* Installs the handlers and settings; expat clears them on reset. */
+static void install(pl_xml_stream *xs)
+{
+    XML_Parser p = xs->p;
+    XML_SetUserData(p, xs);
+    XML_SetElementHandler(p, on_start, on_end);
+    XML_SetCharacterDataHandler(p, on_text);
+    XML_SetStartNamespaceDeclHandler(p, on_nsdecl);
+    XML_SetCommentHandler(p, on_comment);
+    XML_SetProcessingInstructionHandler(p, on_pi);
+    XML_SetStartDoctypeDeclHandler(p, on_doctype);
+    XML_SetEntityDeclHandler(p, on_entity);
+    XML_SetParamEntityParsing(p, XML_PARAM_ENTITY_PARSING_NEVER);
+    if (XML_SetReparseDeferralEnabled)
+        XML_SetReparseDeferralEnabled(p, XML_FALSE);
+}
+
+/* Forgets all parse state: the next byte starts a new stream. */
+static void reset(pl_xml_stream *xs)
+{
+    if (xs->p) {
+        XML_ParserReset(xs->p, "UTF-8");
+    } else {
+        char sep[2] = { NS_SEP, '\0' };
+        xs->p = XML_ParserCreate_MM("UTF-8", &mem_suite, sep);
+        if (!xs->p) {
+            pl_log(PL_LOG_ERROR, "cannot create an XML parser");
+            abort();
+        }
+    }
+    install(xs);
+    pl_stanza_unref(xs->st);
+    pl_stanza_unref(xs->hdr);
+    xs->st = xs->hdr = NULL;
+    xs->cur = NULL;
+    xs->hdr_ns = NULL;
+    xs->state = EXPECT_HEADER;
+    xs->depth = 0;
+    xs->mapped = 1;
+    xs->pos = xs->start = 0;
+    xs->stopped = 0;
+    xs->err_cond = xs->err_text = NULL;
+    xs->restart = xs->discard = 0;
+    xs->restart_at = 0;
+}
+
+/* ==== public ==== */
+
+/* Creates a parser expecting a stream header. content_ns (NULL:
+ * PL_NS_CLIENT) is copied. */
+pl_xml_stream *pl_xml_stream_new(const pl_xml_stream_cb *cb, void *ud,
+                                 const char *content_ns, size_t max_stanza)
+{
+    pl_xml_stream *xs = pl_calloc(1, sizeof(*xs));
+    xs->cb = *cb;
+    xs->ud = ud;
+    xs->content_ns = pl_strdup(content_ns ? content_ns : PL_NS_CLIENT);
+    xs->content_len = strlen(xs->content_ns);
+    xs->max = max_stanza;
+    reset(xs);
+    return xs;
+}
+
+/* Frees the parser and any partly built stanza. Must not be called from
+ * inside one of its callbacks. NULL is ignored. */
+void pl_xml_stream_free(pl_xml_stream *xs)
+{
+    if (!xs)
+        return;
+    pl_stanza_unref(xs->st);
+    pl_stanza_unref(xs->hdr);
+    if (xs->p)
+        XML_ParserFree(xs->p);
+    pl_free(xs->content_ns);
+    pl_free(xs);
+}
+
+/* Marks the stream dead and runs the error callback. A restart requested
+ * from that callback revives the stream for the next feed. */
+static int report(pl_xml_stream *xs, const char *cond, const char *text)
+{
+    xs->state = DEAD;
+    if (xs->cb.error)
+        xs->cb.error(xs->ud, cond, text);
+    if (xs->state == DEAD) {
+        pl_stanza_unref(xs->st);
+        xs->st = NULL;
+        xs->cur = NULL;
+    }
+    return -1;
+}
+
+/* How many of the remaining bytes the next XML_Parse call may see: no more
+ * than one byte past what the pending element may still grow by. */
+static size_t slice_len(const pl_xml_stream *xs, size_t remaining)
+{
+    size_t n = remaining < MAX_SLICE ? remaining : MAX_SLICE;
+    if (!xs->max)
+        return n;
+    XML_Index budget = current_limit(xs) + 1 - (xs->pos - xs->start);
+    if (budget < 1)
+        budget = 1;
+    return (XML_Index)n < budget ? n : (size_t)budget;
+}
+
+/* After XML_Parse failed or was stopped: the error to report, or 0 when
+ * the stream simply ended. */
+static int parse_stopped(pl_xml_stream *xs)
+{
+    if (xs->err_cond)
+        return report(xs, xs->err_cond, xs->err_text);
+    if (xs->state == CLOSED)
+        return 0;
+    return report(xs, "not-well-formed", XML_ErrorString(XML_GetErrorCode(xs->p)));
+}
+
+/* Parses len bytes of the stream, running the callbacks for each complete
+ * event. Returns 0, or -1 once the error callback has run. */
+int pl_xml_stream_feed(pl_xml_stream *xs, const char *data, size_t len)
+{
+    if (xs->state == DEAD)
+        return -1;
+    size_t done = 0;
+    while (done < len && xs->state != CLOSED) {
+        size_t n = slice_len(xs, len - done);
+        XML_Index base = xs->pos;
+        xs->in_parse = 1;
+        enum XML_Status r = XML_Parse(xs->p, data + done, (int)n, XML_FALSE);
+        xs->in_parse = 0;
+        if (xs->restart) {
+            size_t at = done + (size_t)(xs->restart_at - base);
+            int discard = xs->discard;
+            reset(xs);
+            if (discard)
+                return 0;
+            done = at > done ? at : done + n;
+            continue;
+        }
+        if (r != XML_STATUS_OK)
+            return parse_stopped(xs);
+        xs->pos += (XML_Index)n;
+        done += n;
+        if (xs->max && xs->pos - xs->start > current_limit(xs))
+            return report(xs, "policy-violation",
+                          xs->depth ? "stanza too large" : "stream header too large");
+    }
+    return 0;
+}
+
+/* Requests a restart. Inside a callback it stops expat after the current
+ * event and the feed resets the parser once XML_Parse returns, then
+ * continues with (or, with discard_rest, drops) the rest of its bytes;
+ * outside parsing it resets at once. */
+void pl_xml_stream_restart(pl_xml_stream *xs, int discard_rest)
+{
+    if (!xs->in_parse) {
+        reset(xs);
+        return;
+    }
+    if (!xs->restart)
+        xs->restart_at = event_end(xs);
+    xs->restart = 1;
+    xs->discard |= discard_rest;
+    stop(xs);
+}
+
+/* Frees what an idle stream holds beyond expat's buffers. Between stanzas
+ * no partial tree exists, so that leaves a closed or dead stream, whose
+ * expat parser is freed as well (a restart re-creates it). */
+void pl_xml_stream_trim(pl_xml_stream *xs)
+{
+    if (xs->in_parse || (xs->state != CLOSED && xs->state != DEAD))
+        return;
+    if (xs->p)
+        XML_ParserFree(xs->p);
+    xs->p = NULL;
+    pl_stanza_unref(xs->st);
+    pl_stanza_unref(xs->hdr);
+    xs->st = xs->hdr = NULL;
+    xs->cur = NULL;
+    xs->hdr_ns = NULL;
+}
+
+/* Replaces the byte limit of one top-level element (0: none). */
+void pl_xml_stream_set_limit(pl_xml_stream *xs, size_t max_stanza)
+{
+    xs->max = max_stanza;
+}
