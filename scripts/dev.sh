@@ -90,30 +90,37 @@ need_autoreconf() {
     return 1
 }
 
-# The configure arguments a build directory was made with.
+# The configure arguments a build directory was made with, one a line.
 configured_args() {
-    "$1/config.status" --config 2>/dev/null || true
+    local line
+    line=$("$1/config.status" --config 2>/dev/null) || return 0
+    eval "set -- $line"
+    [ $# -eq 0 ] || printf '%s\n' "$@"
 }
 
 # cmd_build [DIR [CONFIGURE-ARGS...]]: an out-of-tree build. DIR is
-# (re)configured when it has never been, or when CONFIGURE-ARGS are given
-# and differ from those it was configured with.
+# (re)configured when it has never been, when configure is newer than its
+# config.status, or when CONFIGURE-ARGS are given and differ from those it
+# was configured with.
 cmd_build() {
     local dir=${1:-build}
     [ $# -gt 0 ] && shift
     case $dir in /*) ;; *) dir=$REPO/$dir ;; esac
-    local want="" a
-    for a in "$@"; do want+="'$a' "; done
-    want=${want% }
     if need_autoreconf; then
         say "autoreconf -fi"
         (cd "$REPO" && autoreconf -fi)
     fi
     mkdir -p "$dir"
-    if [ ! -f "$dir/config.status" ] || { [ $# -gt 0 ] && [ "$(configured_args "$dir")" != "$want" ]; } ||
+    local have="" want="" args=()
+    if [ -f "$dir/config.status" ]; then
+        have=$(configured_args "$dir")
+    fi
+    [ $# -eq 0 ] || want=$(printf '%s\n' "$@")
+    if [ ! -f "$dir/config.status" ] || { [ $# -gt 0 ] && [ "$have" != "$want" ]; } ||
         [ "$REPO/configure" -nt "$dir/config.status" ]; then
-        if [ $# -eq 0 ] && [ -f "$dir/config.status" ]; then
-            eval "set -- $(configured_args "$dir")"
+        if [ $# -eq 0 ] && [ -n "$have" ]; then
+            mapfile -t args <<<"$have"
+            set -- "${args[@]}"
         fi
         say "configuring $dir $*"
         (cd "$dir" && "$REPO/configure" "$@")

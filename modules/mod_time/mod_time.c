@@ -36,7 +36,7 @@ static void format_time(const struct timespec *ts, char *tzo, size_t tzolen,
 static int on_time(pl_event *ev, void *ud)
 {
     struct timespec ts;
-    char tzo[16], utc[64];
+    char tzo[32], utc[96];
     clock_gettime(CLOCK_REALTIME, &ts);
     format_time(&ts, tzo, sizeof tzo, utc, sizeof utc);
 

@@ -293,9 +293,15 @@ static void start_scram(pl_session *s, const char *msg, size_t len, int plus)
     int ncb = channel_bindings(s, types, data, lens);
     const unsigned char *ptrs[3] = { data[0], data[1], data[2] };
     pl__sasl *x = s->sasl;
-    x->scram = pl_scram_server_new(x->hash, plus, ncb > 0, types, ptrs, lens, ncb);
+    /* COMPAT: clients that know only tls-unique (undefined on TLS 1.3)
+     * retry plain SCRAM with the "y" flag. RFC 5802 has the server refuse
+     * that as a possible downgrade; but our mechanism list is only ever
+     * sent inside TLS, so nobody can have stripped -PLUS from it, and
+     * accepting "y" protects nothing less. */
+    x->scram = pl_scram_server_new(x->hash, plus, plus && ncb > 0, types, ptrs, lens, ncb);
     const char *username = NULL, *authzid = NULL, *err = NULL;
     if (pl_scram_server_client_first(x->scram, msg, len, &username, &authzid, &err) != 0) {
+        pl_debug("c2s %s: SCRAM client-first rejected: %s", pl__conn_peer(s->conn), err ? err : "?");
         int sasl_cond = err && (!strcmp(err, "malformed-request") || !strcmp(err, "invalid-authzid"));
         failure(s, sasl_cond ? err : "not-authorized", sasl_cond ? NULL : err);
         return;

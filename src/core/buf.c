@@ -13,6 +13,7 @@ void pl_buf_reserve(pl_buf *b, size_t extra)
         cap *= 2;
     b->data = pl_realloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0';
 }
 
 void pl_buf_append(pl_buf *b, const void *data, size_t len)

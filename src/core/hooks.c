@@ -10,6 +10,7 @@ int PL__EV_MESSAGE_FULL, PL__EV_MESSAGE_BARE, PL__EV_MESSAGE_HOST;
 int PL__EV_PRESENCE_FULL, PL__EV_PRESENCE_BARE, PL__EV_PRESENCE_HOST, PL__EV_PRESENCE_SELF;
 int PL__EV_IQ_FULL, PL__EV_MESSAGE_OFFLINE, PL__EV_ROUTE_REMOTE;
 int PL__EV_SESSION_BOUND, PL__EV_SESSION_AVAILABLE, PL__EV_SESSION_CLOSED;
+int PL__EV_PRE_MESSAGE, PL__EV_PRE_PRESENCE, PL__EV_PRE_IQ;
 
 static pl__strmap names = PL__STRMAP_INIT;
 static char **by_id;
@@ -52,6 +53,9 @@ void pl__events_init(void)
     PL__EV_SESSION_BOUND = pl__event_id("session/bound");
     PL__EV_SESSION_AVAILABLE = pl__event_id("session/available");
     PL__EV_SESSION_CLOSED = pl__event_id("session/closed");
+    PL__EV_PRE_MESSAGE = pl__event_id("pre-message");
+    PL__EV_PRE_PRESENCE = pl__event_id("pre-presence");
+    PL__EV_PRE_IQ = pl__event_id("pre-iq");
 }
 
 void pl__events_free(void)

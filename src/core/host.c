@@ -126,6 +126,16 @@ void pl__host_remove_owner(pl_host *h, pl_module *m)
             pp = &f->next;
         }
     }
+    for (pl__api **pp = &h->apis; *pp;) {
+        pl__api *a = *pp;
+        if (!m || a->owner == m) {
+            *pp = a->next;
+            pl_free(a->name);
+            pl_free(a);
+        } else {
+            pp = &a->next;
+        }
+    }
     if (!m || h->auth_owner == m) {
         h->auth = NULL;
         h->auth_owner = NULL;
@@ -280,4 +290,30 @@ pl_tls_creds *pl__host_sni(const char *server_name, void *ud)
         return NULL;
     pl_host *h = pl_host_find(name);
     return h ? h->creds : NULL;
+}
+
+/* ==== services between modules ==== */
+
+int pl_provide_api(pl_module *m, const char *name, const void *api)
+{
+    pl_host *h = m->host;
+    if (!h || !name || !api)
+        return PL_EINVAL;
+    if (pl_get_api(h, name))
+        return PL_EEXIST;
+    pl__api *a = pl_calloc(1, sizeof *a);
+    a->owner = m;
+    a->name = pl_strdup(name);
+    a->api = api;
+    a->next = h->apis;
+    h->apis = a;
+    return PL_OK;
+}
+
+const void *pl_get_api(pl_host *h, const char *name)
+{
+    for (pl__api *a = h ? h->apis : NULL; a; a = a->next)
+        if (strcmp(a->name, name) == 0)
+            return a->api;
+    return NULL;
 }

@@ -36,6 +36,13 @@ typedef struct pl__iqh {
     void *ud;
 } pl__iqh;
 
+typedef struct pl__api {
+    struct pl__api *next;
+    pl_module *owner;
+    char *name;
+    const void *api;
+} pl__api;
+
 struct pl_host {
     char *name;
     pl_tls_creds *creds;
@@ -45,6 +52,7 @@ struct pl_host {
     pl__sfeature *sfeatures;
     const pl_auth_provider *auth;
     pl_module *auth_owner;
+    pl__api *apis;
     pl__strmap users;          /* node -> pl__user (bound sessions) */
     pl_module *modules;        /* instances loaded here */
     pl_host *next;

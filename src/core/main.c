@@ -29,6 +29,11 @@ const char *pl_server_version(void)
     return PACKAGE_VERSION;
 }
 
+long long pl_server_uptime(void)
+{
+    return (long long)(time(NULL) - pl__server.started);
+}
+
 /* ==== module management across hosts ==== */
 
 /* Runs op on host (or on every host that should have the module). */

@@ -151,8 +151,11 @@ static int cmd_module(int argc, char **argv, pl_buf *out)
     if (argc >= 2 && strcmp(argv[1], "list") == 0) {
         if (argc > 3)
             return reply_err(out, "usage: module list [HOST]");
-        if (argc == 3 && !pl_config_vhost(pl__server.config, argv[2]))
-            return reply_err(out, "no such host");
+        if (argc == 3 && !pl_config_vhost(pl__server.config, argv[2])) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "no such host %.256s", argv[2]);
+            return reply_err(out, msg);
+        }
         pl__modules_each(argc == 3 ? argv[2] : NULL, list_module, out);
         return 0;
     }

@@ -509,6 +509,9 @@ static int cmd_control(const pl_config *cfg, int argc, char **argv)
 
 /* ==== main ==== */
 
+/* Parses the options, checks the command's shape (usage errors exit 2
+ * before anything is read), loads the configuration and runs the
+ * command; the exit status is the command's. */
 int main(int argc, char **argv)
 {
     const char *config_path = DEFAULT_CONFIG;

@@ -473,13 +473,14 @@ failed:
 }
 
 /* The READY connection with the fewest queries in flight and room for
- * one more, or NULL. */
+ * one more, or NULL. A connection whose server said FATAL is closing:
+ * it gets nothing more. */
 static conn *pick_conn(void)
 {
     conn *best = NULL;
     for (int i = 0; i < P.size; i++) {
         conn *c = &P.conns[i];
-        if (c->state != C_READY || c->inflight >= PIPELINE_MAX)
+        if (c->state != C_READY || c->inflight >= PIPELINE_MAX || c->reason[0])
             continue;
         if (!best || c->inflight < best->inflight)
             best = c;

@@ -26,6 +26,7 @@ static char schema[64];          /* also the pool's application_name */
 static char conninfo[4096];      /* the pool's conninfo */
 static char linkdir[256];        /* socket directory made by the outage test */
 static char linkpath[512];
+static char linktarget[512];     /* the server's socket */
 static int timed_out;
 
 static void cleanup(void)
@@ -118,7 +119,9 @@ static void setup(void)
         fprintf(stderr, "PL_TEST_PG is not set: these tests need a PostgreSQL server; "
                         "set PL_TEST_PG to its libpq conninfo\n");
     CHECK(env && *env);
-    pl_log_set_level(PL_LOG_ERROR);
+    const char *lvl = getenv("PL_TEST_LOG");   /* e.g. "debug" to watch */
+    pl_log_set_level(lvl && pl_log_level_parse(lvl) >= 0 ? pl_log_level_parse(lvl)
+                                                          : PL_LOG_ERROR);
     admin = PQconnectdb(env);
     if (PQstatus(admin) != CONNECTION_OK)
         fprintf(stderr, "cannot connect to PL_TEST_PG: %s", PQerrorMessage(admin));
@@ -161,11 +164,6 @@ static void run_until(int (*cond)(void), int ms)
     CHECK(!timed_out);
 }
 
-static int never(void)
-{
-    return 0;
-}
-
 /* Runs the loop for ms. */
 static void run_for(int ms)
 {
@@ -176,7 +174,6 @@ static void run_for(int ms)
     for (int i = 0; i < 1000000 && !timed_out; i++)
         event_base_loop(base, EVLOOP_ONCE);
     event_free(t);
-    (void)never;
 }
 
 static int cond_available(void)
@@ -293,4 +290,662 @@ static void pool_up(int size)
     start_pool(size);
     want_up = size;
     run_until(cond_conns_up, 10000);
+}
+
+#define P1(a) ((const char *const[]){ a })
+#define P3(a, b, c) ((const char *const[]){ a, b, c })
+
+/* ==== tests ==== */
+
+PL_TEST(pg_init_rejects_bad_conninfo)
+{
+    pl_log_set_level(PL_LOG_ERROR + 1);
+    base = event_base_new();
+    CHECK_EQ(pl_pg_init(base, "host='unterminated", 1), -1);
+    CHECK_EQ(pl_pg_init(base, "nonsense", 1), -1);
+    CHECK_EQ(pl_pg_available(), 0);
+    CHECK_NULL(pl_pg_query("SELECT 1", 0, NULL, rec_cb, NULL));
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.pool_size, 0);
+    /* A valid one starts; a second init is refused until shutdown. */
+    CHECK_EQ(pl_pg_init(base, "host=/nonexistent-pl-dir dbname=x", 3), 0);
+    CHECK_EQ(pl_pg_init(base, "host=/nonexistent-pl-dir dbname=x", 3), -1);
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.pool_size, 3);
+    CHECK_EQ(st.connections_up, 0);
+    pl_pg_shutdown();
+    pl_pg_shutdown();
+    event_base_free(base);
+    base = NULL;
+}
+
+PL_TEST(pg_schema_list)
+{
+    CHECK_EQ(pl_schema_latest(), 1);
+    int n = 0;
+    for (const pl_migration *m = pl_schema_migrations; m->sql; m++) {
+        CHECK_EQ(m->version, n + 1);
+        n++;
+    }
+    CHECK_EQ(n, 1);
+    CHECK_EQ(pl_schema_migrations[n].version, 0);
+}
+
+PL_TEST(pg_unavailable_until_connected)
+{
+    setup();
+    rec a = { 0 };
+    CHECK_EQ(pl_pg_init(base, conninfo, 2), 0);
+    CHECK_EQ(pl_pg_available(), 0);
+    CHECK_NULL(query("SELECT 1", 0, NULL, &a));
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.pool_size, 2);
+    CHECK_EQ(st.connections_up, 0);
+    CHECK_EQ(st.queued, 0);
+    pl_pg_on_state(state_cb, NULL);
+    run_until(cond_available, 10000);
+    CHECK(query("SELECT 1", 0, NULL, &a) != NULL);
+    CHECK_EQ(a.called, 0);   /* never from inside pl_pg_query */
+    wait_rec(&a, 5000);
+    CHECK(a.ok);
+    CHECK_STR(a.text, "1");
+    CHECK_STR(a.err, "");
+    run_for(50);
+    CHECK_STR(states, "1");
+    pl_pg_shutdown();
+    CHECK_EQ(pl_pg_available(), 0);
+    CHECK_STR(states, "1");   /* shutdown does not call the listener */
+    cleanup();
+}
+
+PL_TEST(pg_migrations_applied_once)
+{
+    setup();
+    start_pool(2);
+    char want[16];
+    snprintf(want, sizeof want, "%d", pl_schema_latest());
+    CHECK_STR(admin_value("SELECT version FROM parley_schema WHERE component = 'core'"), want);
+    CHECK_STR(admin_value("SELECT count(*) FROM parley_schema"), "1");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(column_name || ':' || data_type || ':' || is_nullable, ',' "
+             "ORDER BY ordinal_position) FROM information_schema.columns "
+             "WHERE table_schema = '%s' AND table_name = 'users'", schema);
+    CHECK_STR(admin_value(sql),
+              "host:text:NO,username:text:NO,iterations:integer:NO,salt:text:NO,"
+              "sha1_stored_key:text:NO,sha1_server_key:text:NO,sha256_stored_key:text:NO,"
+              "sha256_server_key:text:NO,created_at:timestamp with time zone:NO");
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(a.attname, ',' ORDER BY a.attnum) FROM pg_index i "
+             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+             "WHERE i.indrelid = '%s.users'::regclass AND i.indisprimary", schema);
+    CHECK_STR(admin_value(sql), "host,username");
+
+    rec a = { 0 };
+    const char *const p[] = { "example.org", "alice", "4096", "c2FsdA==", "k1", "s1", "k2", "s2" };
+    CHECK(query("INSERT INTO users (host, username, iterations, salt, sha1_stored_key, "
+                "sha1_server_key, sha256_stored_key, sha256_server_key) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, p, &a));
+    wait_rec(&a, 5000);
+    CHECK_STR(a.err, "");
+    CHECK_EQ(a.affected, 1);
+    pl_pg_shutdown();
+
+    /* A second start finds the schema current and changes nothing. */
+    CHECK_EQ(pl_pg_init(base, conninfo, 1), 0);
+    run_until(cond_available, 10000);
+    CHECK_STR(admin_value("SELECT version FROM parley_schema WHERE component = 'core'"), want);
+    CHECK_STR(admin_value("SELECT count(*) FROM parley_schema"), "1");
+    CHECK_STR(admin_value("SELECT username || '@' || host || ':' || iterations FROM users"),
+              "alice@example.org:4096");
+    rec b = { 0 };
+    CHECK(query("SELECT count(*) FROM users", 0, NULL, &b));
+    wait_rec(&b, 5000);
+    CHECK_STR(b.text, "1");
+    pl_pg_shutdown();
+    cleanup();
+}
+
+PL_TEST(pg_migrate_sync)
+{
+    setup();
+    char err[256] = "x";
+    CHECK_EQ(pl_schema_migrate_sync(admin, err, sizeof err), 0);
+    CHECK_STR(err, "");
+    CHECK_STR(admin_value("SELECT version FROM parley_schema WHERE component = 'core'"), "1");
+    CHECK_STR(admin_value("SELECT to_regclass('users') IS NOT NULL"), "t");
+    CHECK_EQ(pl_schema_migrate_sync(admin, err, sizeof err), 0);
+    CHECK_STR(admin_value("SELECT count(*) FROM parley_schema"), "1");
+
+    /* A database newer than this build is refused, by both runners. */
+    admin_cmd("UPDATE parley_schema SET version = 2 WHERE component = 'core'");
+    CHECK_EQ(pl_schema_migrate_sync(admin, err, sizeof err), -1);
+    CHECK_STR(err, "database schema version 2 is newer than this build (1)");
+    pl_log_set_level(PL_LOG_ERROR + 1);
+    CHECK_EQ(pl_pg_init(base, conninfo, 1), 0);
+    run_for(700);
+    CHECK_EQ(pl_pg_available(), 0);
+    pl_pg_shutdown();
+    /* The lock was released: a blocking migrator is not stuck. */
+    admin_cmd("UPDATE parley_schema SET version = 1 WHERE component = 'core'");
+    CHECK_EQ(pl_schema_migrate_sync(admin, err, sizeof err), 0);
+
+    /* A failing migration rolls back and reports why. */
+    admin_cmd("DROP TABLE users");
+    admin_cmd("UPDATE parley_schema SET version = 0 WHERE component = 'core'");
+    admin_cmd("CREATE VIEW users AS SELECT 1 AS x");
+    CHECK_EQ(pl_schema_migrate_sync(admin, err, sizeof err), -1);
+    CHECK_STR(err, "migrating the schema from version 0: ERROR: relation \"users\" already exists");
+    CHECK_STR(admin_value("SELECT version FROM parley_schema WHERE component = 'core'"), "0");
+    CHECK_STR(admin_value("SELECT pg_advisory_unlock_all()::text || 'ok'"), "ok");
+
+    PGconn *bad = PQconnectStart("host=/nonexistent-pl-dir");
+    CHECK_EQ(pl_schema_migrate_sync(bad, err, sizeof err), -1);
+    CHECK(strncmp(err, "no database connection", 22) == 0);
+    PQfinish(bad);
+    cleanup();
+}
+
+PL_TEST(pg_params_rows_nulls)
+{
+    setup();
+    admin_cmd("CREATE TABLE items (id int PRIMARY KEY, name text, note text)");
+    pool_up(1);
+    const char *ins = "INSERT INTO items VALUES ($1, $2, $3)";
+    rec r[8] = { { 0 } };
+    CHECK(query(ins, 3, P3("1", "alice", NULL), &r[0]));
+    CHECK(query(ins, 3, P3("2", "bob", "hi"), &r[1]));
+    CHECK(query(ins, 3, P3("3", "o'brien'); DROP TABLE items; --", NULL), &r[2]));
+    r[3].cols = 3;
+    CHECK(query("SELECT id, name, note FROM items WHERE id >= $1 ORDER BY id", 1, P1("1"),
+                &r[3]));
+    CHECK(query("UPDATE items SET note = $1 WHERE note IS NULL", 1, P1("x"), &r[4]));
+    r[5].cols = 2;
+    CHECK(query("SELECT count(*), min(note) FROM items WHERE note = $1", 1, P1("x"), &r[5]));
+    CHECK(query("DELETE FROM items WHERE id = $1", 1, P1("99"), &r[6]));
+    r[7].cols = 3;
+    CHECK(query("SELECT NULL::text, ''::text, 'é'", 0, NULL, &r[7]));
+    wait_calls(8, 5000);
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ(r[i].order, i + 1);
+        CHECK_STR(r[i].err, "");
+        CHECK(r[i].ok);
+    }
+    CHECK_EQ(r[0].affected, 1);
+    CHECK_EQ(r[0].rows, 0);
+    CHECK_EQ(r[3].rows, 3);
+    CHECK_STR(r[3].text, "1|alice|\\N;2|bob|hi;3|o'brien'); DROP TABLE items; --|\\N");
+    CHECK_EQ(r[4].affected, 2);
+    CHECK_STR(r[5].text, "2|x");
+    CHECK_EQ(r[6].affected, 0);
+    CHECK_STR(r[7].text, "\\N||é");
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.completed, 8);
+    CHECK_EQ(st.failed, 0);
+    CHECK_EQ(st.in_flight, 0);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+static int acc_checked;
+static void accessor_cb(const pl_db_result *r, void *ud)
+{
+    CHECK(pl_db_ok(r));
+    CHECK_EQ(pl_db_rows(r), 1);
+    CHECK_EQ(pl_db_isnull(r, 0, 0), 1);
+    CHECK_STR(pl_db_value(r, 0, 0), "");
+    CHECK_EQ(pl_db_isnull(r, 0, 1), 0);
+    CHECK_STR(pl_db_value(r, 0, 1), "v");
+    CHECK_EQ(pl_db_isnull(r, 0, 2), 1);     /* out of range */
+    CHECK_STR(pl_db_value(r, 0, 2), "");
+    CHECK_STR(pl_db_value(r, 1, 0), "");
+    CHECK_STR(pl_db_value(r, -1, 0), "");
+    CHECK_STR(pl_db_value(r, 0, -1), "");
+    CHECK_EQ(pl_db_affected(r), 1);   /* "SELECT 1" */
+    acc_checked = 1;
+}
+
+PL_TEST(pg_result_accessors)
+{
+    setup();
+    pool_up(1);
+    CHECK(pl_pg_query("SELECT NULL, 'v'", 0, NULL, accessor_cb, NULL));
+    wait_flag = &acc_checked;
+    run_until(cond_flag, 5000);
+    CHECK_EQ(pl_db_ok(NULL), 0);
+    CHECK_EQ(pl_db_rows(NULL), 0);
+    CHECK_STR(pl_db_value(NULL, 0, 0), "");
+    CHECK_EQ(pl_db_isnull(NULL, 0, 0), 1);
+    CHECK_EQ(pl_db_affected(NULL), 0);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+PL_TEST(pg_many_queries_in_order)
+{
+    setup();
+    pool_up(1);
+    static rec r[200];
+    char arg[200][16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(arg[i], sizeof arg[i], "%d", i);
+        const char *sql = i % 2 ? "SELECT $1::text || '-x'" : "SELECT $1::int * 2";
+        CHECK(query(sql, 1, P1(arg[i]), &r[i]));
+    }
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.queued, 200);
+    CHECK_EQ(st.in_flight, 0);
+    wait_calls(200, 10000);
+    for (int i = 0; i < 200; i++) {
+        char want[32];
+        if (i % 2)
+            snprintf(want, sizeof want, "%d-x", i);
+        else
+            snprintf(want, sizeof want, "%d", i * 2);
+        CHECK_EQ(r[i].order, i + 1);
+        CHECK(r[i].ok);
+        CHECK_STR(r[i].text, want);
+    }
+    /* Two texts were prepared once each on the one connection. */
+    rec p = { 0 };
+    p.cols = 2;
+    CHECK(query("SELECT count(*), string_agg(name || '=' || left(statement, 9), ',' ORDER BY name) "
+                "FROM pg_prepared_statements", 0, NULL, &p));
+    wait_rec(&p, 5000);
+    CHECK_STR(p.text, "3|s1=SELECT $1,s2=SELECT $1,s3=SELECT co");
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.completed, 201);
+    CHECK_EQ(st.failed, 0);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.in_flight, 0);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+static void pool_run(int size)
+{
+    ncalled = 0;
+    order_seq = 0;
+    pool_up(size);
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.connections_up, size);
+    CHECK_EQ(st.pool_size, size);
+    static rec r[200];
+    static char arg[200][16];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 200; i++) {
+        snprintf(arg[i], sizeof arg[i], "%d", i);
+        r[i].cols = 2;
+        CHECK(query("SELECT pg_backend_pid(), $1::int", 1, P1(arg[i]), &r[i]));
+    }
+    wait_calls(200, 10000);
+    char pids[8][32];
+    int npids = 0;
+    for (int i = 0; i < 200; i++) {
+        CHECK(r[i].ok);
+        char *bar = strchr(r[i].text, '|');
+        CHECK(bar != NULL);
+        CHECK_EQ(atoi(bar + 1), i);
+        *bar = '\0';
+        int seen = 0;
+        for (int j = 0; j < npids; j++)
+            seen |= !strcmp(pids[j], r[i].text);
+        if (!seen && npids < 8)
+            snprintf(pids[npids++], sizeof pids[0], "%.31s", r[i].text);
+    }
+    CHECK_EQ(npids, size);
+    /* The first queries went one to each idle connection. */
+    for (int i = 0; i < size; i++)
+        for (int j = 0; j < i; j++)
+            CHECK(strcmp(r[i].text, r[j].text) != 0);
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.completed, 200);
+    CHECK_EQ(st.in_flight, 0);
+    pl_pg_shutdown();
+}
+
+PL_TEST(pg_pool_sizes)
+{
+    setup();
+    pool_run(1);
+    pool_run(4);
+    cleanup();
+}
+
+PL_TEST(pg_errors_fail_one_query)
+{
+    setup();
+    admin_cmd("CREATE TABLE u (k text PRIMARY KEY)");
+    pool_up(1);
+    const char *ins = "INSERT INTO u VALUES ($1)";
+    const char *syntax = "syntax error at or near \"SELEC\" (SQLSTATE 42601)";
+    rec r[11] = { { 0 } };
+    CHECK(query("SELEC 1", 0, NULL, &r[0]));
+    CHECK(query("SELEC 1", 0, NULL, &r[1]));
+    CHECK(query("SELECT 1", 0, NULL, &r[2]));
+    CHECK(query(ins, 1, P1("a"), &r[3]));
+    CHECK(query(ins, 1, P1("a"), &r[4]));
+    CHECK(query(ins, 1, P1("b"), &r[5]));
+    CHECK(query("SELECT 10 / $1::int", 1, P1("0"), &r[6]));
+    CHECK(query("SELECT 10 / $1::int", 1, P1("5"), &r[7]));
+    CHECK(query("SELECT $1::int", 1, P1("notanumber"), &r[8]));
+    CHECK(query("SELECT count(*) FROM u", 0, NULL, &r[9]));
+    CHECK(query("SELECT count(*) FROM nosuchtable", 0, NULL, &r[10]));
+    wait_calls(11, 5000);
+    for (int i = 0; i < 11; i++)
+        CHECK_EQ(r[i].order, i + 1);
+    CHECK(!r[0].ok);
+    CHECK_STR(r[0].err, syntax);
+    CHECK_EQ(r[0].rows, 0);
+    CHECK(!r[1].ok);
+    CHECK_STR(r[1].err, syntax);
+    CHECK_STR(r[2].text, "1");
+    CHECK_EQ(r[3].affected, 1);
+    CHECK(!r[4].ok);
+    CHECK_STR(r[4].err, "duplicate key value violates unique constraint \"u_pkey\" "
+                        "(SQLSTATE 23505)");
+    CHECK_EQ(r[4].affected, 0);
+    CHECK(r[5].ok);
+    CHECK_STR(r[6].err, "division by zero (SQLSTATE 22012)");
+    CHECK(r[7].ok);
+    CHECK_STR(r[7].text, "2");
+    CHECK_STR(r[8].err, "invalid input syntax for type integer: \"notanumber\" (SQLSTATE 22P02)");
+    CHECK_STR(r[9].text, "2");
+    CHECK_STR(r[10].err, "relation \"nosuchtable\" does not exist (SQLSTATE 42P01)");
+
+    /* A text whose prepare failed is prepared again: it now works. */
+    admin_cmd("CREATE TABLE nosuchtable (x int)");
+    rec again = { 0 }, bad = { 0 };
+    CHECK(query("SELECT count(*) FROM nosuchtable", 0, NULL, &again));
+    CHECK(query("SELEC 1", 0, NULL, &bad));
+    wait_calls(13, 5000);
+    CHECK_STR(again.err, "");
+    CHECK_STR(again.text, "0");
+    CHECK_STR(bad.err, syntax);
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.failed, 7);
+    CHECK_EQ(st.completed, 6);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+static struct pl_pg_query *to_cancel;
+static void cancel_other_cb(const pl_db_result *r, void *ud)
+{
+    rec_cb(r, ud);
+    pl_pg_cancel(to_cancel);
+}
+
+static void cancel_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.in_flight, 2);
+    pl_pg_cancel(arg);
+}
+
+PL_TEST(pg_cancel_suppresses_callback)
+{
+    setup();
+    pool_up(1);
+    rec a = { 0 }, b = { 0 }, c = { 0 };
+    CHECK(query("SELECT 1", 0, NULL, &a));
+    struct pl_pg_query *qb = query("SELECT 2", 0, NULL, &b);
+    CHECK(qb);
+    CHECK(query("SELECT 3", 0, NULL, &c));
+    pl_pg_cancel(qb);   /* still queued */
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.queued, 2);
+    wait_rec(&c, 5000);
+    CHECK(a.called);
+    CHECK_EQ(b.called, 0);
+    CHECK_STR(c.text, "3");
+
+    /* In flight: the query runs, the callback does not. */
+    rec d = { 0 }, e = { 0 };
+    struct pl_pg_query *qd = query("SELECT 4 FROM pg_sleep(0.3)", 0, NULL, &d);
+    CHECK(query("SELECT 5", 0, NULL, &e));
+    struct event *t = evtimer_new(base, cancel_timer_cb, qd);
+    struct timeval tv = { 0, 100000 };
+    evtimer_add(t, &tv);
+    wait_rec(&e, 5000);
+    event_free(t);
+    CHECK_EQ(d.called, 0);
+    CHECK_STR(e.text, "5");
+
+    /* Cancelled from another query's callback, finished or not. */
+    rec f = { 0 }, g = { 0 }, h = { 0 };
+    in_query = 1;
+    CHECK(pl_pg_query("SELECT 6", 0, NULL, cancel_other_cb, &f));
+    in_query = 0;
+    to_cancel = query("SELECT 7", 0, NULL, &g);
+    CHECK(query("SELECT 8 FROM pg_sleep(0.05)", 0, NULL, &h));
+    wait_rec(&h, 5000);
+    CHECK(f.called);
+    CHECK_EQ(g.called, 0);
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.in_flight, 0);
+    CHECK_EQ(st.queued, 0);
+    pl_pg_cancel(NULL);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+static int terminated;
+static void terminate_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE application_name = '%s'", schema);
+    terminated = atoi(admin_value(sql));
+    if (arg)
+        unlink(linkpath);
+}
+
+static int cond_states_101(void)
+{
+    return strcmp(states, "1,0,1") == 0;
+}
+
+static int cond_states_10101(void)
+{
+    return strcmp(states, "1,0,1,0,1") == 0;
+}
+
+PL_TEST(pg_reconnects_after_kill)
+{
+    setup();
+    pool_up(2);
+    rec a = { 0 }, b = { 0 };
+    CHECK(query("SELECT pg_sleep(10)", 0, NULL, &a));
+    CHECK(query("SELECT pg_sleep(10)", 0, NULL, &b));
+    struct event *t = evtimer_new(base, terminate_cb, NULL);
+    struct timeval tv = { 0, 300000 };
+    evtimer_add(t, &tv);
+    wait_calls(2, 5000);
+    event_free(t);
+    CHECK_EQ(terminated, 2);
+    CHECK(!a.ok);
+    CHECK(!b.ok);
+    CHECK(strstr(a.err, "terminating connection due to administrator command") != NULL);
+    CHECK(strstr(b.err, "terminating connection due to administrator command") != NULL);
+    run_until(cond_states_101, 10000);
+    rec c = { 0 };
+    CHECK(query("SELECT 7", 0, NULL, &c));
+    wait_rec(&c, 5000);
+    CHECK_STR(c.text, "7");
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.failed, 2);
+    CHECK_EQ(st.completed, 1);
+    want_up = 2;
+    run_until(cond_conns_up, 10000);
+
+    /* Killed while idle: noticed from the socket alone. */
+    terminate_cb(-1, 0, NULL);
+    CHECK_EQ(terminated, 2);
+    run_until(cond_states_10101, 10000);
+    rec d = { 0 };
+    CHECK(query("SELECT 8", 0, NULL, &d));
+    wait_rec(&d, 5000);
+    CHECK_STR(d.text, "8");
+    pl_pg_shutdown();
+    cleanup();
+}
+
+/* The pool connects through a socket directory of our own holding a
+ * symlink to the server's socket; removing the link makes the server
+ * unreachable for the pool only. */
+static void make_link_dir(void)
+{
+    const char *env = getenv("PL_TEST_PG");
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(env, &err);
+    CHECK(opts != NULL);
+    char host[256] = "", port[16] = "5432";
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (o->val && !strcmp(o->keyword, "host"))
+            snprintf(host, sizeof host, "%s", o->val);
+        if (o->val && o->val[0] && !strcmp(o->keyword, "port"))
+            snprintf(port, sizeof port, "%s", o->val);
+    }
+    PQconninfoFree(opts);
+    if (host[0] != '/')
+        fprintf(stderr, "this test needs PL_TEST_PG to name a UNIX socket directory "
+                        "as host (got \"%s\")\n", host);
+    CHECK(host[0] == '/');
+    snprintf(linkdir, sizeof linkdir, "/tmp/pgtest-link.XXXXXX");
+    CHECK(mkdtemp(linkdir) != NULL);
+    snprintf(linkpath, sizeof linkpath, "%s/.s.PGSQL.%s", linkdir, port);
+    snprintf(linktarget, sizeof linktarget, "%s/.s.PGSQL.%s", host, port);
+    build_conninfo(linkdir);
+}
+
+static void relink(void)
+{
+    CHECK_EQ(symlink(linktarget, linkpath), 0);
+}
+
+static int cond_unavailable(void)
+{
+    return !pl_pg_available() && strcmp(states, "1,0") == 0;
+}
+
+PL_TEST(pg_outage_fails_queued_after_5s)
+{
+    setup();
+    make_link_dir();
+    /* No server yet: unavailable, queries refused. */
+    pl_pg_on_state(state_cb, NULL);
+    CHECK_EQ(pl_pg_init(base, conninfo, 1), 0);
+    run_for(400);
+    CHECK_EQ(pl_pg_available(), 0);
+    CHECK_NULL(query("SELECT 1", 0, NULL, NULL));
+    relink();
+    run_until(cond_available, 5000);
+    run_for(20);
+    CHECK_STR(states, "1");
+
+    /* Fill the pipeline so that one more query stays queued. */
+    static rec r[32];
+    rec x = { 0 };
+    for (int i = 0; i < 32; i++)
+        CHECK(query("SELECT pg_sleep(30)", 0, NULL, &r[i]));
+    long long t0 = mono_ms();
+    CHECK(query("SELECT 1", 0, NULL, &x));
+    run_for(200);
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.in_flight, 32);
+    CHECK_EQ(st.queued, 1);
+
+    /* The server goes away for the pool. */
+    terminate_cb(-1, 0, linkpath);
+    CHECK_EQ(terminated, 1);
+    wait_calls(32, 5000);
+    for (int i = 0; i < 32; i++)
+        CHECK(!r[i].ok);
+    run_until(cond_unavailable, 2000);
+    if (x.called)
+        fprintf(stderr, "x: %s\n", x.err);
+    CHECK_EQ(x.called, 0);
+    rec y = { 0 };
+    CHECK_NULL(query("SELECT 1", 0, NULL, &y));
+    wait_rec(&x, 7000);
+    long long waited = mono_ms() - t0;
+    CHECK(!x.ok);
+    CHECK_STR(x.err, "database unavailable");
+    CHECK(waited >= 4900 && waited < 6500);
+
+    /* It comes back. */
+    relink();
+    run_until(cond_available, 8000);
+    rec z = { 0 };
+    CHECK(query("SELECT 9", 0, NULL, &z));
+    wait_rec(&z, 5000);
+    CHECK_STR(z.text, "9");
+    run_for(20);
+    CHECK_STR(states, "1,0,1");
+    pl_pg_shutdown();
+    cleanup();
+}
+
+static int shutdown_nested;
+static void shutdown_cb(const pl_db_result *r, void *ud)
+{
+    rec_cb(r, ud);
+    pl_pg_shutdown();
+    shutdown_nested = 1;
+}
+
+PL_TEST(pg_shutdown_fails_pending)
+{
+    setup();
+    pool_up(1);
+    rec a = { 0 };
+    CHECK(query("SELECT pg_sleep(5)", 0, NULL, &a));
+    run_for(200);
+    static rec r[40];
+    for (int i = 0; i < 40; i++)
+        CHECK(query("SELECT 1", 0, NULL, &r[i]));
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.in_flight, 1);
+    CHECK_EQ(st.queued, 40);
+    pl_pg_shutdown();
+    CHECK_EQ(ncalled, 41);
+    CHECK_EQ(a.order, 1);
+    CHECK_STR(a.err, "shutting down");
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(r[i].order, i + 2);
+        CHECK_STR(r[i].err, "shutting down");
+    }
+    CHECK_EQ(pl_pg_available(), 0);
+    CHECK_NULL(query("SELECT 1", 0, NULL, &a));
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.pool_size, 0);
+
+    /* Shutting down from inside a callback. */
+    pool_up(1);
+    rec b = { 0 }, c = { 0 };
+    in_query = 1;
+    CHECK(pl_pg_query("SELECT 1 FROM pg_sleep(0.1)", 0, NULL, shutdown_cb, &b));
+    in_query = 0;
+    CHECK(query("SELECT pg_sleep(5)", 0, NULL, &c));
+    wait_flag = &shutdown_nested;
+    run_until(cond_flag, 5000);
+    CHECK(b.called);
+    CHECK(c.called);
+    CHECK_STR(c.err, "shutting down");
+    CHECK_EQ(pl_pg_available(), 0);
+    run_for(50);
+    cleanup();
 }

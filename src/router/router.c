@@ -191,6 +191,30 @@ static void iq_local(pl_event *ev)
 
 /* ==== classification ==== */
 
+/* Sets the target and host of ev from its 'to'; returns 0 for a local
+ * destination, 1 for a remote one. */
+static int classify(pl_event *ev, pl_session *origin)
+{
+    const pl_jid *to = ev->to, *from = ev->from;
+    if (!to) {
+        ev->host = origin ? origin->host : pl_host_find(from->domain);
+        ev->target = PL_TO_SELF;
+        return 0;
+    }
+    ev->host = pl_host_find(to->domain);
+    if (!ev->host)
+        return 1;
+    if (!to->node)
+        ev->target = PL_TO_HOST;
+    else if (to->resource)
+        ev->target = PL_TO_FULL;
+    else if (from && from->node && pl_jid_bare_eq(from, to))
+        ev->target = PL_TO_SELF;
+    else
+        ev->target = PL_TO_BARE;
+    return 0;
+}
+
 static void route(pl_stanza *st, pl_session *origin, const pl_jid *from, const pl_jid *to)
 {
     pl_event ev = { 0 };
@@ -199,25 +223,27 @@ static void route(pl_stanza *st, pl_session *origin, const pl_jid *from, const p
     ev.from = from;
     ev.to = to;
     const char *name = pl_stanza_root(st)->name;
-    if (!to) {
-        ev.host = origin ? origin->host : pl_host_find(from->domain);
-        ev.target = PL_TO_SELF;
-    } else {
-        ev.host = pl_host_find(to->domain);
-        if (!ev.host) {
-            ev.name = "route/remote";
-            if (pl__hooks_fire(&pl__global_hooks, PL__EV_ROUTE_REMOTE, &ev) == PL_PASS)
-                pl_reply_error(&ev, "cancel", "remote-server-not-found", NULL);
+    int remote = classify(&ev, origin);
+    if (origin) {
+        /* outbound filters run on the sender's host */
+        pl_host *dest = ev.host;
+        ev.host = origin->host;
+        int pre = name[0] == 'm' ? PL__EV_PRE_MESSAGE : name[0] == 'p' ? PL__EV_PRE_PRESENCE : PL__EV_PRE_IQ;
+        ev.name = pl__event_name(pre);
+        int rc = pl__hooks_fire(&origin->host->hooks, pre, &ev);
+        if (rc == PL_ERROR)
+            pl_reply_error(&ev, ev.error.type, ev.error.condition ? ev.error.condition
+                                                                  : "undefined-condition",
+                           ev.error.text);
+        if (rc != PL_PASS)
             return;
-        }
-        if (!to->node)
-            ev.target = PL_TO_HOST;
-        else if (to->resource)
-            ev.target = PL_TO_FULL;
-        else if (from && from->node && pl_jid_bare_eq(from, to))
-            ev.target = PL_TO_SELF;
-        else
-            ev.target = PL_TO_BARE;
+        ev.host = dest;
+    }
+    if (remote) {
+        ev.name = "route/remote";
+        if (pl__hooks_fire(&pl__global_hooks, PL__EV_ROUTE_REMOTE, &ev) == PL_PASS)
+            pl_reply_error(&ev, "cancel", "remote-server-not-found", NULL);
+        return;
     }
     if (!ev.host)
         return;
@@ -369,4 +395,9 @@ void pl__router_host_init(pl_host *h)
     pl__hooks_add(&h->hooks, PL__EV_PRESENCE_HOST, drop, NULL, -1, NULL);
     pl__hooks_add(&h->hooks, PL__EV_PRESENCE_SELF, drop, NULL, -1, NULL);
     pl__hooks_add(&h->hooks, PL__EV_IQ_FULL, iq_full, NULL, -1, NULL);
+}
+
+void pl_send(pl_session *s, pl_stanza *st)
+{
+    pl__c2s_send(s, st);
 }

@@ -834,6 +834,9 @@ PL_TEST(username_encoding)
     CHECK_STR(plain_first_error("n,,n=us=41er,r=abc"), "invalid-username-encoding");
     CHECK_STR(plain_first_error("n,,n=us=2c,r=abc"), "invalid-username-encoding");
     CHECK_STR(plain_first_error("n,,n=us=3,r=abc"), "invalid-username-encoding");
+    CHECK_STR(plain_first_error("n,,n=us=3Xer,r=abc"), "invalid-username-encoding");
+    CHECK_STR(plain_first_error("n,,n=us=X2er,r=abc"), "invalid-username-encoding");
+    CHECK_STR(plain_first_error("n,,n=us=2Der,r=abc"), "invalid-username-encoding");
     CHECK_STR(plain_first_error("n,,n=a=,r=abc"), "invalid-username-encoding");
     CHECK_STR(plain_first_error("n,,n=a\x07,r=abc"), "invalid-username-encoding");
     CHECK_STR(plain_first_error("n,,n=\xD8\xA7" "1,r=abc"), "invalid-username-encoding");
@@ -1133,7 +1136,8 @@ PL_TEST(base64_bad_input)
 {
     const char *bad[] = { "Zg=", "Zg", "Z", "Z===", "====", "Zh==", "Zm9=", "Zm9v\n",
                           "Zm 9v", "Zm9*", "=Zm9", "Zg==Zg==", "Zm=v", "Zm9vY===",
-                          "Zm9-", "Zm9_", " Zm9v" };
+                          "Zm9-", "Zm9_", " Zm9v", "Zm9v    YmFy",
+                          "Zm9v\r\n\r\nYmFy" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         unsigned char *d = (unsigned char *)1;
         size_t dl = 99;

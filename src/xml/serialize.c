@@ -14,6 +14,36 @@
  * prefix, which keeps the work linear. */
 #define MAX_ATTR_NS 8
 
+/* ==== output ==== */
+
+/* Appends without terminating; callers end with terminate(). This keeps
+ * the many small appends of a stanza down to a bounds check and a copy. */
+static inline void put(pl_buf *out, const char *s, size_t n)
+{
+    if (out->cap - out->len <= n)
+        pl_buf_reserve(out, n);
+    memcpy(out->data + out->len, s, n);
+    out->len += n;
+}
+
+static inline void put_str(pl_buf *out, const char *s)
+{
+    put(out, s, strlen(s));
+}
+
+static inline void put_char(pl_buf *out, char c)
+{
+    if (out->cap - out->len <= 1)
+        pl_buf_reserve(out, 1);
+    out->data[out->len++] = c;
+}
+
+static void terminate(pl_buf *out)
+{
+    if (out->cap)
+        out->data[out->len] = '\0';
+}
+
 /* ==== escaping ==== */
 
 /* What a byte becomes: 0 copies it, 1 drops it (a control character XML
@@ -42,27 +72,33 @@ static const unsigned char attr_class[256] = {
 };
 #undef D
 
+static void escape(pl_buf *out, const char *s, size_t len, int attr)
+{
+    const unsigned char *cls = attr ? attr_class : text_class;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
+    for (; p < end; p++) {
+        unsigned char k = cls[*p];
+        if (k == ESC_COPY)
+            continue;
+        if (p > run)
+            put(out, (const char *)run, (size_t)(p - run));
+        if (k != ESC_DROP)
+            put(out, replacements[k].s, replacements[k].len);
+        run = p + 1;
+    }
+    if (p > run)
+        put(out, (const char *)run, (size_t)(p - run));
+}
+
 /* Appends s (len bytes) to out escaped for text (&, <, > and CR) or, with
  * attr set, for a quoted attribute value (also both quotes, TAB and LF,
  * which attribute normalisation would otherwise turn into spaces). Control
  * characters that XML 1.0 cannot represent are dropped. */
 void pl_xml_escape(pl_buf *out, const char *s, size_t len, int attr)
 {
-    const unsigned char *cls = attr ? attr_class : text_class;
-    const unsigned char *p = (const unsigned char *)s, *end = p + len, *run = p;
     pl_buf_reserve(out, len);
-    for (; p < end; p++) {
-        unsigned char k = cls[*p];
-        if (k == ESC_COPY)
-            continue;
-        if (p > run)
-            pl_buf_append(out, run, (size_t)(p - run));
-        if (k != ESC_DROP)
-            pl_buf_append(out, replacements[k].s, replacements[k].len);
-        run = p + 1;
-    }
-    if (p > run)
-        pl_buf_append(out, run, (size_t)(p - run));
+    escape(out, s, len, attr);
+    terminate(out);
 }
 
 /* ==== elements ==== */
@@ -87,8 +123,8 @@ static const char *scope_of(const pl_node *e, const pl_node *top)
 static void put_name(pl_buf *out, const pl_node *e)
 {
     if (is_stream_ns(e->ns))
-        pl_buf_append(out, "stream:", 7);
-    pl_buf_puts(out, e->name);
+        put(out, "stream:", 7);
+    put_str(out, e->name);
 }
 
 /* Writes the namespace declaration e needs, if any. */
@@ -96,7 +132,7 @@ static void put_xmlns(pl_buf *out, const pl_node *e, const pl_node *top, const c
 {
     if (is_stream_ns(e->ns)) {
         if (e != top && !is_stream_ns(e->parent->ns))
-            pl_buf_puts(out, " xmlns:stream=\"" PL_NS_STREAM "\"");
+            put_str(out, " xmlns:stream=\"" PL_NS_STREAM "\"");
         return;
     }
     if (e == top) {
@@ -105,9 +141,9 @@ static void put_xmlns(pl_buf *out, const pl_node *e, const pl_node *top, const c
     } else if (strcmp(e->ns, scope_of(e->parent, top)) == 0) {
         return;
     }
-    pl_buf_append(out, " xmlns=\"", 8);
-    pl_xml_escape(out, e->ns, strlen(e->ns), 1);
-    pl_buf_putc(out, '"');
+    put(out, " xmlns=\"", 8);
+    escape(out, e->ns, strlen(e->ns), 1);
+    put_char(out, '"');
 }
 
 struct attr_ns {
@@ -119,8 +155,8 @@ struct attr_ns {
 static void put_prefix_decl(pl_buf *out, int prefix, const char *uri, size_t len)
 {
     pl_buf_printf(out, " xmlns:ns%d=\"", prefix);
-    pl_xml_escape(out, uri, len, 1);
-    pl_buf_putc(out, '"');
+    escape(out, uri, len, 1);
+    put_char(out, '"');
 }
 
 /* Writes one "<uri> <local>" attribute, declaring a prefix for its URI on
@@ -160,12 +196,12 @@ static void put_attrs(pl_buf *out, const pl_node *e)
         if (space) {
             put_ns_attr(out, a, space, seen, &nseen, &next_prefix);
         } else {
-            pl_buf_putc(out, ' ');
-            pl_buf_puts(out, a->name);
-            pl_buf_append(out, "=\"", 2);
+            put_char(out, ' ');
+            put_str(out, a->name);
+            put(out, "=\"", 2);
         }
-        pl_xml_escape(out, a->value, strlen(a->value), 1);
-        pl_buf_putc(out, '"');
+        escape(out, a->value, strlen(a->value), 1);
+        put_char(out, '"');
     }
 }
 
@@ -173,23 +209,23 @@ static void put_attrs(pl_buf *out, const pl_node *e)
  * Returns true if e has children to write. */
 static int put_start(pl_buf *out, const pl_node *e, const pl_node *top, const char *content_ns)
 {
-    pl_buf_putc(out, '<');
+    put_char(out, '<');
     put_name(out, e);
     put_xmlns(out, e, top, content_ns);
     put_attrs(out, e);
     if (!e->first) {
-        pl_buf_append(out, "/>", 2);
+        put(out, "/>", 2);
         return 0;
     }
-    pl_buf_putc(out, '>');
+    put_char(out, '>');
     return 1;
 }
 
 static void put_end(pl_buf *out, const pl_node *e)
 {
-    pl_buf_append(out, "</", 2);
+    put(out, "</", 2);
     put_name(out, e);
-    pl_buf_putc(out, '>');
+    put_char(out, '>');
 }
 
 /* Appends n and its subtree to out as XML for a stream whose content
@@ -200,7 +236,7 @@ void pl_xml_serialize(const pl_node *n, pl_buf *out, const char *content_ns)
     const pl_node *cur = n;
     for (;;) {
         if (!cur->name) {
-            pl_xml_escape(out, cur->text, cur->text_len, 0);
+            escape(out, cur->text, cur->text_len, 0);
         } else if (put_start(out, cur, n, content_ns)) {
             cur = cur->first;
             continue;
@@ -210,9 +246,10 @@ void pl_xml_serialize(const pl_node *n, pl_buf *out, const char *content_ns)
             put_end(out, cur);
         }
         if (cur == n)
-            return;
+            break;
         cur = cur->next;
     }
+    terminate(out);
 }
 
 /* The stanza as a NUL-terminated XML string for a client stream; the

@@ -54,6 +54,7 @@ struct pl_xml_stream {
     pl_stanza *hdr;          /* holds the header's strings during stream_open */
     const char *hdr_ns;      /* default namespace declared on the header */
     XML_Index pos;           /* bytes handed to expat since the last reset */
+    XML_Index slice_end;     /* pos once the current XML_Parse call is done */
     XML_Index start;         /* where the pending top-level item begins */
     int in_parse;            /* inside XML_Parse */
     int stopped;             /* XML_StopParser was called */
@@ -100,10 +101,13 @@ static XML_Index current_limit(const pl_xml_stream *xs)
 }
 
 /* True (after recording the error) when the pending top-level element,
- * up to the end of the current event, is over the limit. */
+ * up to the end of the current event, is over the limit. Expat is only
+ * asked for the position when the slice being parsed could take the
+ * element over the limit. */
 static int over_limit(pl_xml_stream *xs)
 {
-    if (!xs->max || event_end(xs) - xs->start <= current_limit(xs))
+    XML_Index limit = current_limit(xs);
+    if (!xs->max || xs->slice_end - xs->start <= limit || event_end(xs) - xs->start <= limit)
         return 0;
     fail(xs, "policy-violation", xs->depth ? "stanza too large" : "stream header too large");
     return 1;
@@ -379,7 +383,7 @@ static void reset(pl_xml_stream *xs)
     xs->state = EXPECT_HEADER;
     xs->depth = 0;
     xs->mapped = 1;
-    xs->pos = xs->start = 0;
+    xs->pos = xs->start = xs->slice_end = 0;
     xs->stopped = 0;
     xs->err_cond = xs->err_text = NULL;
     xs->restart = xs->discard = 0;
@@ -388,13 +392,15 @@ static void reset(pl_xml_stream *xs)
 
 /* ==== public ==== */
 
-/* Creates a parser expecting a stream header. content_ns (NULL:
- * PL_NS_CLIENT) is copied. */
+/* Creates a parser expecting a stream header. The callbacks are copied
+ * (any may be NULL; a stanza nobody takes is freed) and so is content_ns
+ * (NULL: PL_NS_CLIENT). */
 pl_xml_stream *pl_xml_stream_new(const pl_xml_stream_cb *cb, void *ud,
                                  const char *content_ns, size_t max_stanza)
 {
     pl_xml_stream *xs = pl_calloc(1, sizeof(*xs));
-    xs->cb = *cb;
+    if (cb)
+        xs->cb = *cb;
     xs->ud = ud;
     xs->content_ns = pl_strdup(content_ns ? content_ns : PL_NS_CLIENT);
     xs->content_len = strlen(xs->content_ns);
@@ -466,6 +472,7 @@ int pl_xml_stream_feed(pl_xml_stream *xs, const char *data, size_t len)
     while (done < len && xs->state != CLOSED) {
         size_t n = slice_len(xs, len - done);
         XML_Index base = xs->pos;
+        xs->slice_end = base + (XML_Index)n;
         xs->in_parse = 1;
         enum XML_Status r = XML_Parse(xs->p, data + done, (int)n, XML_FALSE);
         xs->in_parse = 0;

@@ -156,6 +156,18 @@ PL_TEST(several_stanzas_one_feed)
     rec_free(r);
 }
 
+PL_TEST(small_stanza_is_one_block)
+{
+    rec *r = rec_new(PL_NS_CLIENT, 0);
+    CHECK_EQ(feed(r, HDR "<message to='juliet@example.com/balcony' from='romeo@example.net/"
+                     "orchard' type='chat' id='m1'><body>Art thou not Romeo?</body>"
+                     "<active xmlns='http://jabber.org/protocol/chatstates'/></message>"), 0);
+    pl_stanza *empty = pl_stanza_new("x", NULL);
+    CHECK_EQ(pl_stanza_mem(r->last), pl_stanza_mem(empty));
+    pl_stanza_unref(empty);
+    rec_free(r);
+}
+
 PL_TEST(byte_by_byte)
 {
     rec *r = rec_new(PL_NS_CLIENT, 1000);

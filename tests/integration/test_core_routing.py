@@ -128,13 +128,7 @@ class RoutingTests(ParleyTestCase):
 
     async def test_iq_get_between_users(self):
         alice, a, bob, b = await self.pair()
-        iq = a.Iq()
-        iq['type'] = 'get'
-        iq['to'] = bob + '/b'
-        iq['id'] = 'q1'
-        from xml.etree import ElementTree as ET
-        iq.append(ET.fromstring("<query xmlns='urn:example:q'/>"))
-        iq.send(timeout=5)
+        a.send_raw("<iq type='get' id='q1' to='%s/b'><query xmlns='urn:example:q'/></iq>" % bob)
         await self.settle(0.5)
         got = [i for i in b.iq_log if i['id'] == 'q1']
         self.assertEqual(len(got), 1, [xml_str(i) for i in b.iq_log])

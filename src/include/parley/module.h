@@ -75,6 +75,11 @@ typedef int (*pl_hook_fn)(pl_event *ev, void *ud);
  *   session/bound     ev->origin bound a resource
  *   session/available ev->origin sent initial presence
  *   session/closed    ev->origin is going away (after unavailable)
+ *   pre-message pre-presence pre-iq
+ *                     a stanza from a local client, after validation and
+ *                     before routing (ev->target and ev->to are set;
+ *                     ev->host is the sender's host): PL_HANDLED drops it,
+ *                     PL_ERROR bounces it to the sender
  * Returns PL_OK or PL_EINVAL. */
 int pl_hook(pl_module *m, const char *event, pl_hook_fn fn, void *ud, int priority);
 
@@ -173,6 +178,16 @@ pl_session *pl_session_find(pl_host *h, const char *node, const char *resource);
 void pl_session_set_data(pl_session *s, pl_module *m, void *data,
                          void (*free_fn)(void *));
 void *pl_session_data(const pl_session *s, pl_module *m);
+
+/* ==== services between modules ==== */
+
+/* Publishes a table of functions under name on the module's host, for
+ * modules that depend on this one (modules cannot link to each other).
+ * Withdrawn when the module unloads; dependents are unloaded and
+ * reloaded with it, so a pointer obtained in load() stays valid. */
+int pl_provide_api(pl_module *m, const char *name, const void *api);
+/* The table published under name on h, or NULL. */
+const void *pl_get_api(pl_host *h, const char *name);
 
 /* ==== hosts ==== */
 
@@ -301,5 +316,7 @@ void pl_mlog(const pl_module *m, int level, const char *fmt, ...) PL_PRINTF(3, 4
 /* Server facts for version/uptime answers. */
 const char *pl_server_name(void);
 const char *pl_server_version(void);
+/* Seconds since the server started. */
+long long pl_server_uptime(void);
 
 #endif

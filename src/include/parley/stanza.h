@@ -117,6 +117,15 @@ const char *pl_node_text(pl_stanza *st, const pl_node *n);
 /* True if n is named name in namespace ns (ns NULL: any). */
 int pl_node_is(const pl_node *n, const char *name, const char *ns);
 
+/* ==== parsing ==== */
+
+/* Parses one element serialized in the client namespace (as
+ * pl_xml_serialize writes it for PL_NS_CLIENT), with the same restrictions
+ * as a stream (no DTD, comments, processing instructions). Returns a
+ * stanza with one reference, or NULL if the text is not exactly one
+ * well-formed element. */
+pl_stanza *pl_stanza_parse(const char *xml, size_t len);
+
 /* ==== serializing ==== */
 
 /* Appends n and its subtree as XML to out. content_ns is the default
