@@ -14,6 +14,7 @@
  * User code never runs from inside a connection handler: finished queries
  * go to a "done" list and the state listener is told of changes from one
  * deferred event (tick), which also dispatches queued queries. */
+#include <sys/socket.h>
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1261,7 +1262,8 @@ int pl_db_isnull(const pl_db_result *r, int row, int col)
     return in_range(r, row, col) ? PQgetisnull(r->res, row, col) : 1;
 }
 
-/* Rows changed by an INSERT, UPDATE or DELETE; 0 otherwise. */
+/* The row count of the command tag: rows changed by an INSERT, UPDATE or
+ * DELETE (or returned by a SELECT); 0 for a failed query. */
 long pl_db_affected(const pl_db_result *r)
 {
     if (!pl_db_ok(r))

@@ -566,6 +566,58 @@ PL_TEST(pg_many_queries_in_order)
     cleanup();
 }
 
+PL_TEST(pg_statement_cache_bounded)
+{
+    setup();
+    pool_up(1);
+    static rec r[300];
+    char sql[64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(sql, sizeof sql, "SELECT %d", i);
+        CHECK(query(sql, 0, NULL, &r[i]));
+    }
+    wait_calls(300, 10000);
+    for (int i = 0; i < 300; i++) {
+        snprintf(sql, sizeof sql, "%d", i);
+        CHECK_STR(r[i].text, sql);
+    }
+    /* 256 are kept prepared; the rest ran unnamed. */
+    rec p = { 0 };
+    CHECK(query("SELECT count(*) FROM pg_prepared_statements", 0, NULL, &p));
+    wait_rec(&p, 5000);
+    CHECK_STR(p.text, "256");
+    pl_pg_shutdown();
+    cleanup();
+}
+
+/* Parameters far larger than the socket buffer: libpq's output must be
+ * flushed on write readiness. */
+PL_TEST(pg_large_parameters)
+{
+    setup();
+    pool_up(1);
+    size_t len = 2u << 20;
+    char *big = pl_malloc(len + 1);
+    memset(big, 'a', len);
+    big[len] = '\0';
+    static rec r[8];
+    for (int i = 0; i < 8; i++) {
+        big[i] = 'b';
+        r[i].cols = 2;
+        CHECK(query("SELECT length($1), length($1) - length(replace($1, 'b', ''))", 1,
+                    P1(big), &r[i]));
+    }
+    pl_free(big);
+    wait_calls(8, 10000);
+    for (int i = 0; i < 8; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "2097152|%d", i + 1);
+        CHECK_STR(r[i].text, want);
+    }
+    pl_pg_shutdown();
+    cleanup();
+}
+
 static void pool_run(int size)
 {
     ncalled = 0;

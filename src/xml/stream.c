@@ -53,6 +53,9 @@ struct pl_xml_stream {
     pl_node *cur;            /* its innermost open element */
     pl_stanza *hdr;          /* holds the header's strings during stream_open */
     const char *hdr_ns;      /* default namespace declared on the header */
+    char *hdr_raw;           /* the header's start tag as received, to rebuild */
+    size_t hdr_raw_len;      /*   the parser after pl_xml_stream_trim */
+    int silent;              /* re-parsing hdr_raw: no callbacks */
     XML_Index pos;           /* bytes handed to expat since the last reset */
     XML_Index slice_end;     /* pos once the current XML_Parse call is done */
     XML_Index start;         /* where the pending top-level item begins */
@@ -163,11 +166,26 @@ static void add_attrs(pl_stanza *st, pl_node *n, const char **atts)
 static void XMLCALL on_nsdecl(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
     pl_xml_stream *xs = ud;
-    if (xs->stopped || xs->depth != 0 || prefix)
+    if (xs->stopped || xs->silent || xs->depth != 0 || prefix)
         return;
     if (!xs->hdr)
         xs->hdr = pl__stanza_alloc(0);
     xs->hdr_ns = uri ? pl_stanza_strdup(xs->hdr, uri) : NULL;
+}
+
+/* Keeps a copy of the header's start tag, whose namespace declarations
+ * a rebuilt parser needs (see pl_xml_stream_trim). */
+static void save_header(pl_xml_stream *xs)
+{
+    int off = 0, size = 0;
+    const char *buf = XML_GetInputContext(xs->p, &off, &size);
+    int count = XML_GetCurrentByteCount(xs->p);
+    pl_free(xs->hdr_raw);
+    xs->hdr_raw = NULL;
+    if (!buf || count <= 0 || off < 0 || off + count > size)
+        return;
+    xs->hdr_raw = pl_strndup(buf + off, (size_t)count);
+    xs->hdr_raw_len = (size_t)count;
 }
 
 static void header_start(pl_xml_stream *xs, const char *name, const char **atts)
@@ -179,6 +197,9 @@ static void header_start(pl_xml_stream *xs, const char *name, const char **atts)
     xs->mapped = 1;
     xs->state = OPEN;
     xs->start = event_end(xs);
+    if (xs->silent)
+        return;
+    save_header(xs);
     if (!xs->hdr)
         xs->hdr = pl__stanza_alloc(0);
     pl_stanza *h = xs->hdr;
@@ -361,20 +382,28 @@ static void install(pl_xml_stream *xs)
         XML_SetReparseDeferralEnabled(p, XML_FALSE);
 }
 
+static void create_parser(pl_xml_stream *xs)
+{
+    char sep[2] = { NS_SEP, '\0' };
+    xs->p = XML_ParserCreate_MM("UTF-8", &mem_suite, sep);
+    if (!xs->p) {
+        pl_log(PL_LOG_ERROR, "cannot create an XML parser");
+        abort();
+    }
+    install(xs);
+}
+
 /* Forgets all parse state: the next byte starts a new stream. */
 static void reset(pl_xml_stream *xs)
 {
     if (xs->p) {
         XML_ParserReset(xs->p, "UTF-8");
+        install(xs);
     } else {
-        char sep[2] = { NS_SEP, '\0' };
-        xs->p = XML_ParserCreate_MM("UTF-8", &mem_suite, sep);
-        if (!xs->p) {
-            pl_log(PL_LOG_ERROR, "cannot create an XML parser");
-            abort();
-        }
+        create_parser(xs);
     }
-    install(xs);
+    pl_free(xs->hdr_raw);
+    xs->hdr_raw = NULL;
     pl_stanza_unref(xs->st);
     pl_stanza_unref(xs->hdr);
     xs->st = xs->hdr = NULL;
@@ -419,6 +448,7 @@ void pl_xml_stream_free(pl_xml_stream *xs)
     pl_stanza_unref(xs->hdr);
     if (xs->p)
         XML_ParserFree(xs->p);
+    pl_free(xs->hdr_raw);
     pl_free(xs->content_ns);
     pl_free(xs);
 }
@@ -462,11 +492,39 @@ static int parse_stopped(pl_xml_stream *xs)
     return report(xs, "not-well-formed", XML_ErrorString(XML_GetErrorCode(xs->p)));
 }
 
+/* Re-creates the parser of an open stream that pl_xml_stream_trim
+ * released, by parsing the saved header again without callbacks: the
+ * namespace prefixes it declared are bound again and its end tag will
+ * match. */
+static int rebuild(pl_xml_stream *xs)
+{
+    size_t max = xs->max;
+    create_parser(xs);
+    xs->depth = 0;
+    xs->max = 0;   /* the header was accepted once */
+    xs->silent = 1;
+    xs->in_parse = 1;
+    xs->pos = xs->start = 0;
+    xs->slice_end = (XML_Index)xs->hdr_raw_len;
+    enum XML_Status r = XML_Parse(xs->p, xs->hdr_raw, (int)xs->hdr_raw_len, XML_FALSE);
+    xs->in_parse = 0;
+    xs->silent = 0;
+    xs->max = max;
+    if (r != XML_STATUS_OK || xs->depth != 1)
+        return parse_stopped(xs);
+    xs->pos = xs->slice_end;
+    return 0;
+}
+
 /* Parses len bytes of the stream, running the callbacks for each complete
  * event. Returns 0, or -1 once the error callback has run. */
 int pl_xml_stream_feed(pl_xml_stream *xs, const char *data, size_t len)
 {
     if (xs->state == DEAD)
+        return -1;
+    if (!xs->p && xs->state == EXPECT_HEADER)
+        reset(xs);
+    if (!xs->p && xs->state == OPEN && len && rebuild(xs) != 0)
         return -1;
     size_t done = 0;
     while (done < len && xs->state != CLOSED) {
@@ -513,21 +571,34 @@ void pl_xml_stream_restart(pl_xml_stream *xs, int discard_rest)
     stop(xs);
 }
 
-/* Frees what an idle stream holds beyond expat's buffers. Between stanzas
- * no partial tree exists, so that leaves a closed or dead stream, whose
- * expat parser is freed as well (a restart re-creates it). */
+static void release_parser(pl_xml_stream *xs)
+{
+    XML_ParserFree(xs->p);
+    xs->p = NULL;
+}
+
+/* Releases the expat parser with all its buffers when nothing is pending:
+ * before the first byte of a stream, between stanzas of an open stream
+ * with no partial token buffered (the next feed rebuilds the parser from
+ * the saved header), or once the stream is closed or dead (a restart
+ * re-creates it). Otherwise, or inside a callback, it does nothing. */
 void pl_xml_stream_trim(pl_xml_stream *xs)
 {
-    if (xs->in_parse || (xs->state != CLOSED && xs->state != DEAD))
+    if (xs->in_parse || !xs->p)
         return;
-    if (xs->p)
-        XML_ParserFree(xs->p);
-    xs->p = NULL;
-    pl_stanza_unref(xs->st);
-    pl_stanza_unref(xs->hdr);
-    xs->st = xs->hdr = NULL;
-    xs->cur = NULL;
-    xs->hdr_ns = NULL;
+    if (xs->state == CLOSED || xs->state == DEAD) {
+        release_parser(xs);
+        pl_stanza_unref(xs->st);
+        pl_stanza_unref(xs->hdr);
+        xs->st = xs->hdr = NULL;
+        xs->cur = NULL;
+        xs->hdr_ns = NULL;
+        return;
+    }
+    if (xs->state == EXPECT_HEADER && xs->pos == 0 && !xs->hdr)
+        release_parser(xs);
+    else if (xs->state == OPEN && xs->depth == 1 && !xs->st && xs->pos == xs->start && xs->hdr_raw)
+        release_parser(xs);
 }
 
 /* Replaces the byte limit of one top-level element (0: none). */

@@ -537,10 +537,10 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, server, jid, password, *, mech='SCRAM-SHA-256', direct_tls=False,
                  tls_max=None, port=None):
         super().__init__(jid, password, sasl_mech=mech)
-        self.server = server
-        self.mech = mech
-        self.direct_tls = direct_tls
-        self.port = port or (server.c2s_tls_port if direct_tls else server.c2s_port)
+        self.pl_server = server
+        self.pl_mech = mech
+        self.pl_direct_tls = direct_tls
+        self.pl_port = port or (server.c2s_tls_port if direct_tls else server.c2s_port)
         self.ca_certs = server.ca
         self.ssl_context = ssl.create_default_context()
         self.ssl_context.check_hostname = True
@@ -593,7 +593,7 @@ class Client(slixmpp.ClientXMPP):
                 out[v] = self.password
             elif v == 'channel_binding':
                 out[v] = None
-                if self.mech and self.mech.endswith('-PLUS') and \
+                if self.pl_mech and self.pl_mech.endswith('-PLUS') and \
                         isinstance(self.socket, (ssl.SSLSocket, ssl.SSLObject)):
                     out[v] = self.socket.get_channel_binding('tls-unique')
             elif v in ('host', 'realm'):
@@ -607,15 +607,15 @@ class Client(slixmpp.ClientXMPP):
         return out
 
     async def get_dns_records(self, domain, port=None):
-        return [(domain, '127.0.0.1', self.port)]
+        return [(domain, '127.0.0.1', self.pl_port)]
 
     def start(self):
-        self.connect(('127.0.0.1', self.port), use_ssl=self.direct_tls)
+        self.connect(('127.0.0.1', self.pl_port), use_ssl=self.pl_direct_tls)
 
     async def wait_session(self, timeout=10):
         """Waits for session_start; raises AssertionError on auth failure,
         disconnection or timeout."""
-        timeout *= self.server.run.slow
+        timeout *= self.pl_server.run.slow
         waiters = {asyncio.ensure_future(self.started.wait()): 'started',
                    asyncio.ensure_future(self.auth_failed.wait()): 'auth failed',
                    asyncio.ensure_future(self.gone.wait()): 'disconnected'}
@@ -634,11 +634,11 @@ class Client(slixmpp.ClientXMPP):
         if self.stream_errors:
             detail += ' (stream error: %s)' % self.stream_errors[-1]['condition']
         raise AssertionError('%s did not start a session: %s%s\n--- parleyd log ---\n%s'
-                             % (self.requested_jid, what, detail, self.server.log_tail(30)))
+                             % (self.requested_jid, what, detail, self.pl_server.log_tail(30)))
 
     async def wait_auth_failure(self, timeout=10):
         """Waits for a SASL failure; returns the <failure/> stanza."""
-        timeout *= self.server.run.slow
+        timeout *= self.pl_server.run.slow
         waiters = [asyncio.ensure_future(self.auth_failed.wait()),
                    asyncio.ensure_future(self.started.wait()),
                    asyncio.ensure_future(self.gone.wait())]
@@ -654,20 +654,20 @@ class Client(slixmpp.ClientXMPP):
 
     async def wait_gone(self, timeout=10):
         try:
-            await asyncio.wait_for(self.gone.wait(), timeout * self.server.run.slow)
+            await asyncio.wait_for(self.gone.wait(), timeout * self.pl_server.run.slow)
         except asyncio.TimeoutError:
             raise AssertionError('%s: connection still open after %ss'
                                  % (self.boundjid, timeout))
 
     async def next_message(self, timeout=5):
         try:
-            return await asyncio.wait_for(self.messages.get(), timeout * self.server.run.slow)
+            return await asyncio.wait_for(self.messages.get(), timeout * self.pl_server.run.slow)
         except asyncio.TimeoutError:
             raise AssertionError('%s: no message within %ss' % (self.boundjid, timeout))
 
     async def next_presence(self, timeout=5):
         try:
-            return await asyncio.wait_for(self.presences.get(), timeout * self.server.run.slow)
+            return await asyncio.wait_for(self.presences.get(), timeout * self.pl_server.run.slow)
         except asyncio.TimeoutError:
             raise AssertionError('%s: no presence within %ss' % (self.boundjid, timeout))
 
@@ -695,7 +695,7 @@ class Client(slixmpp.ClientXMPP):
         if payload:
             iq.append(ET.fromstring(payload))
         try:
-            return await iq.send(timeout=timeout * self.server.run.slow)
+            return await iq.send(timeout=timeout * self.pl_server.run.slow)
         except IqError as e:
             return e.iq
         except IqTimeout:
