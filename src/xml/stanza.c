@@ -142,8 +142,8 @@ static pl_node *copy_tree(pl_stanza *st, pl_node *parent, const pl_node *src)
     pl_node *d = parent, *top = NULL;
     for (;;) {
         if (s->name) {
-            pl_node *n = pl__node_new(st, d, pl__arena_strndup(&st->arena, s->name, strlen(s->name)),
-                                      child_ns(st, d, s->ns));
+            const char *name = pl__arena_strndup(&st->arena, s->name, strlen(s->name));
+            pl_node *n = pl__node_new(st, d, name, child_ns(st, d, s->ns));
             pl_attr **tail = &n->attrs;
             for (const pl_attr *a = s->attrs; a; a = a->next)
                 tail = pl__attr_append(st, tail,

@@ -216,7 +216,8 @@ PL_TEST(server_stream_mapping)
                  "stanza <message from=\"a@x\" to=\"b@y\"><body>hi</body>"
                  "<forwarded xmlns=\"urn:xmpp:forward:0\"><message xmlns=\"jabber:server\"/>"
                  "<message xmlns=\"jabber:client\"><body/></message></forwarded></message>\n"
-                 "stanza <result xmlns=\"jabber:server:dialback\" from=\"x\" to=\"y\">key</result>\n");
+                 "stanza <result xmlns=\"jabber:server:dialback\" from=\"x\" to=\"y\">"
+                 "key</result>\n");
     rec_free(r);
 }
 
@@ -611,7 +612,8 @@ PL_TEST(restart_keep_rest_empty_element)
     rec *r = rec_new(PL_NS_CLIENT, 0);
     r->restart_name = "starttls";
     CHECK_EQ(feed(r, HDR TLS "<stream:stream xmlns:stream='" STREAM_NS "'><a/>"), 0);
-    check_log(r, HDR_LOG TLS_LOG "open " STREAM_NS " stream content=(none)\nstanza <a xmlns=\"\"/>\n");
+    check_log(r, HDR_LOG TLS_LOG "open " STREAM_NS " stream content=(none)\n"
+                 "stanza <a xmlns=\"\"/>\n");
     rec_free(r);
 }
 

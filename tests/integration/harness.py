@@ -1145,6 +1145,17 @@ class ParleyTestCase(unittest.IsolatedAsyncioTestCase):
     def server(self):
         return self.shared
 
+    def failure_context(self, lines=25):
+        """The log tails of the servers this test used (for reports)."""
+        servers = list(getattr(self, '_servers', []))
+        if self.shared is not None:
+            servers.append(self.shared)
+        parts = []
+        for srv in servers:
+            parts.append('--- parleyd #%d log (%s), last %d lines ---\n%s'
+                         % (srv.n, srv.logfile, lines, srv.log_tail(lines)))
+        return '\n'.join(parts)
+
     def parley(self, start=True, **kw):
         """A fresh server for this test (stopped, and checked, at the end)."""
         p = Parley(self.run_ctx, **kw)

@@ -113,6 +113,11 @@ class LineResult(unittest.TestResult):
     def stopTest(self, test):
         super().stopTest(test)
         problems = self._problems.pop(test.id(), [])
+        if problems and hasattr(test, 'failure_context'):
+            try:
+                problems.append(test.failure_context())
+            except Exception as e:
+                problems.append('(no server logs: %s)' % e)
         elapsed = time.monotonic() - self._started.pop(test.id(), time.monotonic())
         self._line(not problems, test.id(), problems, elapsed)
 

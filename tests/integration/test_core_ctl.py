@@ -144,6 +144,14 @@ class AdminTests(ParleyTestCase):
         self.assertEqual(r2.returncode, 1)
         self.assertFalse(b.gone.is_set())
 
+    def debug_trigger(self, srv):
+        """Things parleyd logs at debug: a control command (documented) and
+        a new client connection."""
+        srv.ctl('status')
+        r = self.raw(srv)
+        r.open_stream()
+        r.close()
+
     async def reload_case(self, do_reload):
         srv = self.parley(log_level='debug')
         alice, a, bob, b = await self.two_online(srv)
@@ -155,8 +163,7 @@ class AdminTests(ParleyTestCase):
         await self.settle(0.5)
         mark = len(srv.log())
         await self.assertMessaging(a, alice, b, bob, 'after')
-        res = await a.iq('get', 'localhost', "<ping xmlns='urn:xmpp:ping'/>")
-        self.assertEqual(res['type'], 'result')
+        await self.in_thread(self.debug_trigger, srv)
         await self.settle(0.3)
         self.assertNotRegex(srv.log()[mark:], DEBUG_LINE)
         self.assertFalse(a.gone.is_set() or b.gone.is_set())
@@ -167,8 +174,10 @@ class AdminTests(ParleyTestCase):
         await self.settle(0.5)
         mark = len(srv.log())
         await self.assertMessaging(a, alice, b, bob, 'debug again')
+        await self.in_thread(self.debug_trigger, srv)
         await self.settle(0.3)
         self.assertRegex(srv.log()[mark:], DEBUG_LINE)
+        self.assertFalse(a.gone.is_set() or b.gone.is_set())
 
     async def test_reload_via_ctl(self):
         await self.reload_case(lambda srv: srv.ctl('reload'))
