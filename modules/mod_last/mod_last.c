@@ -8,6 +8,7 @@
  * table last_activity when the account's last available resource goes
  * unavailable or away. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <parley/module.h>
 

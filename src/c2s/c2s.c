@@ -1,6 +1,7 @@
 /* c2s/c2s.c: client streams (RFC 6120): headers and features, STARTTLS,
  * the hand-off to SASL and binding, stream errors (section 4.9), time-outs
  * and input rate limits, and the end of a session. */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -124,6 +125,49 @@ void pl__c2s_close(pl_session *s, const char *condition, const char *text)
     pl__conn_close(s->conn);
 }
 
+/* ==== idle trimming ==== */
+
+#define IDLE_TRIM_MS 5000
+
+struct trim_ctx {
+    long long now;
+    int trimmed;
+};
+
+static void trim_one(pl_session *s, void *ud)
+{
+    struct trim_ctx *t = ud;
+    if (s->state == PL__C2S_CLOSED || s->state == PL__C2S_TLS || s->trimmed
+        || t->now - s->last_input < IDLE_TRIM_MS)
+        return;
+    pl_xml_stream_trim(s->xs);
+    pl__conn_trim(s->conn);
+    s->trimmed = 1;
+    t->trimmed++;
+}
+
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct trim_ctx t = { pl__now_ms(), 0 };
+    pl__sessions_each_raw(trim_one, &t);
+    if (t.trimmed)
+        pl_debug("c2s: released the parsers of %d idle sessions", t.trimmed);
+    /* hand the pages freed by many idle sessions back to the system */
+    if (t.trimmed >= 64)
+        malloc_trim(0);
+}
+
+static struct event *sweeper;
+
+void pl__c2s_init(void)
+{
+    if (sweeper)
+        return;
+    sweeper = event_new(pl__loop_base(), -1, EV_PERSIST, sweep, NULL);
+    struct timeval tv = { IDLE_TRIM_MS / 1000, 0 };
+    event_add(sweeper, &tv);
+}
+
 static void close_each(pl_session *s, void *ud)
 {
     pl__c2s_close(s, "system-shutdown", NULL);
@@ -131,6 +175,10 @@ static void close_each(pl_session *s, void *ud)
 
 void pl__c2s_shutdown_all(void)
 {
+    if (sweeper) {
+        event_free(sweeper);
+        sweeper = NULL;
+    }
     pl__sessions_each_raw(close_each, NULL);
 }
 
@@ -167,7 +215,7 @@ void pl__c2s_accept(int fd, const char *peer, int direct_tls)
     s->timer = evtimer_new(pl__loop_base(), on_timer, s);
     arm_timer(s, limits()->unauth_timeout);
     s->rate_tokens = limits()->c2s_burst;
-    s->rate_stamp = pl__now_ms();
+    s->rate_stamp = s->last_input = pl__now_ms();
     pl_debug("c2s %s: connected%s", peer, direct_tls ? " (direct TLS)" : "");
     if (direct_tls) {
         s->state = PL__C2S_TLS;
@@ -197,6 +245,8 @@ static void on_data(void *ud, const char *buf, size_t len)
     if (s->state == PL__C2S_CLOSED)
         return;
     rate_limit(s, len);
+    s->last_input = pl__now_ms();
+    s->trimmed = 0;
     if (s->user && limits()->c2s_idle_timeout > 0)
         arm_timer(s, limits()->c2s_idle_timeout);
     pl_xml_stream_feed(s->xs, buf, len);

@@ -45,6 +45,7 @@ struct pl_session {
     pl__sdata *data;
     long long rate_tokens;     /* input rate limit bucket */
     long long rate_stamp;      /* ms of the last refill */
+    long long last_input;      /* ms of the last read */
     time_t connected_at;
     int priority;
     unsigned state : 3;
@@ -55,6 +56,7 @@ struct pl_session {
     unsigned header_sent : 1;
     unsigned closing : 1;
     unsigned legacy_session : 1;
+    unsigned trimmed : 1;      /* parser and buffers released while idle */
     char stream_id[17];
 };
 
@@ -64,6 +66,10 @@ void pl__c2s_accept(int fd, const char *peer, int direct_tls);
 /* Closes a session with a stream error (condition NULL: a clean
  * </stream:stream>). */
 void pl__c2s_close(pl_session *s, const char *condition, const char *text);
+
+/* Starts the sweeper that releases the parser and buffers of sessions
+ * idle for a few seconds. */
+void pl__c2s_init(void);
 
 /* Closes every client stream with <system-shutdown/>. */
 void pl__c2s_shutdown_all(void);

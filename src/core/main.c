@@ -246,6 +246,7 @@ int main(int argc, char **argv)
             pl_log(PL_LOG_ERROR, "%s", err);
             goto out;
         }
+    pl__c2s_init();
     pl__listener_set_handler(PL_LISTEN_C2S, accept_c2s);
     pl__listener_set_handler(PL_LISTEN_C2S_TLS, accept_c2s);
     if (pl__listeners_open(cfg, err, sizeof err) != 0) {

@@ -4,6 +4,7 @@
  * closed. Lines are bounded (4 KiB), so are the connections (16) and the
  * time a client may take to send its line. The protocol is described in
  * doc/operations.md. */
+#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -134,6 +135,9 @@ static int cmd_status(int argc, char **argv, pl_buf *out)
     pl_buf_printf(out, "connections: %d\n", pl__conn_count());
     pl_buf_printf(out, "sessions: %d\n", pl__session_count());
     pl_buf_printf(out, "database: %s\n", pl_db_available() ? "up" : "down");
+    struct mallinfo2 mi = mallinfo2();
+    pl_buf_printf(out, "memory: %zu KiB allocated, %zu KiB held by the allocator\n",
+                  mi.uordblks / 1024, (mi.arena + mi.hblkhd) / 1024);
     pl_buf_puts(out, "modules:");
     pl__modules_each(NULL, status_module, out);
     pl_buf_putc(out, '\n');

@@ -198,12 +198,10 @@ static void result_error(char *out, size_t n, const PGresult *r)
             snprintf(out, n, "query failed (%s)", PQresStatus(PQresultStatus(r)));
         return;
     }
-    char line[1024];
-    one_line(line, sizeof line, primary);
-    if (state)
-        snprintf(out, n, "%s (SQLSTATE %s)", line, state);
-    else
-        snprintf(out, n, "%s", line);
+    one_line(out, n, primary);
+    size_t len = strlen(out);
+    if (state && len < n)
+        snprintf(out + len, n - len, " (SQLSTATE %.5s)", state);
 }
 
 static const char *conn_reason(conn *c, char *buf, size_t n)
@@ -429,10 +427,10 @@ static void notify_state(void)
 
 /* ==== sending queries ==== */
 
-/* Sends q on c as [prepare] execute sync. Returns 0 when q went out (or
- * failed on its own), -1 when the connection broke before q was sent:
- * q is then back at the head of the queue and c is down. */
-static int send_query(conn *c, query *q)
+/* Sends q on c as [prepare] execute sync. If the connection turns out to
+ * be broken before q went out, q goes back to the head of the queue and c
+ * down; a query libpq refuses on its own fails alone. */
+static void send_query(conn *c, query *q)
 {
     const char *const *params = (const char *const *)q->params;
     stmt *st = stmt_get(c, q->sql);
@@ -455,22 +453,21 @@ static int send_query(conn *c, query *q)
     P.inflight++;
     if (!PQpipelineSync(c->pg)) {
         conn_fail(c, NULL);
-        return 0;
+        return;
     }
     ring_push(c, X_SYNC, NULL, NULL);
-    return 0;
+    return;
 
 failed:
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         q->where = Q_QUEUED;
         ql_push_front(&P.queue, q);
         conn_fail(c, NULL);
-        return -1;
+        return;
     }
     char msg[REASON_MAX];
     one_line(msg, sizeof msg, PQerrorMessage(c->pg));
     complete(q, NULL, msg[0] ? msg : "could not send the query");
-    return 0;
 }
 
 /* The READY connection with the fewest queries in flight and room for
@@ -481,7 +478,8 @@ static conn *pick_conn(void)
     conn *best = NULL;
     for (int i = 0; i < P.size; i++) {
         conn *c = &P.conns[i];
-        if (c->state != C_READY || c->inflight >= PIPELINE_MAX || c->reason[0])
+        if (c->state != C_READY || c->inflight >= PIPELINE_MAX ||
+            c->rcount + 3 > RING_SIZE || c->reason[0])
             continue;
         if (!best || c->inflight < best->inflight)
             best = c;
@@ -777,7 +775,8 @@ static void mig_step_done(conn *c)
 /* Reads the results of the migration's simple queries. */
 static void mig_process(conn *c)
 {
-    for (int guard = 0; c->state == C_MIGRATING && guard < 64; guard++) {
+    /* one result per statement of a step, plus the NULL that ends it */
+    for (int guard = 0; c->state == C_MIGRATING && guard < 65536; guard++) {
         if (PQstatus(c->pg) == CONNECTION_BAD) {
             conn_fail(c, NULL);
             return;
@@ -871,12 +870,11 @@ static void notice_cb(void *arg, const PGresult *res)
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     char line[REASON_MAX];
     one_line(line, sizeof line, msg ? msg : PQresultErrorMessage(res));
-    if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0 ||
-                strcmp(sev, "ERROR") == 0)) {
+    if (sev && (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0)) {
         memcpy(c->reason, line, sizeof c->reason);
         return;
     }
-    if (sev && strcmp(sev, "WARNING") == 0)
+    if (sev && (strcmp(sev, "WARNING") == 0 || strcmp(sev, "ERROR") == 0))
         pl_log(PL_LOG_WARN, "database connection %d: %s", c->id, line);
     else
         pl_debug("database connection %d: %s", c->id, line);

@@ -199,6 +199,12 @@ void pl__conn_close(pl__conn *c)
     schedule(c);
 }
 
+void pl__conn_trim(pl__conn *c)
+{
+    if (!c->out.len && !c->queued)
+        pl_buf_free(&c->out);
+}
+
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
     pl__conn *c = arg;

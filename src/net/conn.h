@@ -43,6 +43,9 @@ void pl__conn_tls_accept(pl__conn *c, pl_tls_creds *def, pl_tls_sni_fn sni, void
  * callbacks run after this call. */
 void pl__conn_close(pl__conn *c);
 
+/* Releases the output buffer if nothing is queued (idle connections). */
+void pl__conn_trim(pl__conn *c);
+
 /* Stops reading for ms milliseconds (input rate limiting). */
 void pl__conn_pause(pl__conn *c, unsigned ms);
 

@@ -28,7 +28,7 @@
 /* Most bytes handed to one XML_Parse call. Expat copies its input into
  * its own buffer, which keeps the size of the largest call (or partial
  * token) for the life of the connection. */
-#define MAX_SLICE (16 * 1024)
+#define MAX_SLICE (2 * 1024)
 
 /* COMPAT: expat 2.6 (and distributions that backported it) by default
  * re-parses an incomplete token only once much more data has arrived,

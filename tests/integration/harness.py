@@ -472,11 +472,18 @@ class Parley:
             self.run.instances.remove(self)
 
     def check_log_clean(self):
+        """Asserts the log holds no sanitizer report; the failure shows the
+        start of the first report (its first 80 lines)."""
         text = self.log()
-        for m in SANITIZER_MARKERS:
-            if m in text:
-                raise AssertionError('sanitizer report in parleyd log (%s)\n%s'
-                                     % (m, self.log_tail(120)))
+        hits = [(text.find(m), m) for m in SANITIZER_MARKERS if m in text]
+        if not hits:
+            return
+        pos, marker = min(hits)
+        start = text.rfind('\n', 0, max(0, text.rfind('=====', 0, pos))) + 1 \
+            if '=====' in text[max(0, pos - 200):pos] else text.rfind('\n', 0, pos) + 1
+        report = '\n'.join(text[start:].split('\n')[:80])
+        raise AssertionError('sanitizer report in parleyd log %s (%s):\n%s'
+                             % (self.logfile, marker, report))
 
     def log(self):
         try:

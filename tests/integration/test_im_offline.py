@@ -1,0 +1,217 @@
+"""Integration tests: offline messages (mod_offline; XEP-0160, XEP-0203,
+RFC 6121 8.5.2)."""
+
+import asyncio
+import calendar
+import re
+import time
+import xml.etree.ElementTree as ET
+
+from harness import DEFAULT_MODULES, NS_CLIENT, ParleyTestCase, error_of, xml_str
+
+NS_DELAY = 'urn:xmpp:delay'
+NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
+MODULES = DEFAULT_MODULES + ('offline',)
+STAMP_RX = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+
+
+def node(jid):
+    return jid.split('@', 1)[0]
+
+
+class OfflineTests(ParleyTestCase):
+    SHARED_SERVER = {'modules': MODULES, 'limits': {'auth_failures': '1000'}}
+
+    # -- helpers --
+
+    def stored(self, server, user):
+        """The stored stanzas of user, oldest first."""
+        out = server.run.pg.psql(
+            "SELECT stanza FROM offline WHERE host = 'localhost' AND username = '%s' "
+            "ORDER BY id" % node(user), dbname=server.dbname)
+        return [line for line in out.split('\n') if line]
+
+    async def wait_stored(self, server, user, n, timeout=10):
+        """Waits until exactly n messages of user are stored."""
+        deadline = time.monotonic() + timeout * server.run.slow
+        while True:
+            rows = await self.in_thread(self.stored, server, user)
+            if len(rows) == n:
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError('%d stored messages for %s, expected %d'
+                                     % (len(rows), user, n))
+            await asyncio.sleep(0.05)
+
+    def send(self, client, to, body, type_='chat', id_=None):
+        m = client.make_message(mto=to, mbody=body, mtype=type_)
+        if id_:
+            m['id'] = id_
+        m.send()
+        return m
+
+    def assertDelayed(self, m, frm, to, body, type_='chat', sent_after=None):
+        self.assertEqual((m['from'].full, m['to'].bare, m['type'], m['body']),
+                         (frm, to, type_, body), xml_str(m))
+        delays = m.xml.findall('{%s}delay' % NS_DELAY)
+        self.assertEqual(len(delays), 1, xml_str(m))
+        d = delays[0]
+        self.assertEqual(d.get('from'), 'localhost', xml_str(m))
+        stamp = d.get('stamp')
+        self.assertRegex(stamp, STAMP_RX)
+        t = calendar.timegm(time.strptime(stamp, '%Y-%m-%dT%H:%M:%SZ'))
+        if sent_after is not None:
+            self.assertGreaterEqual(t, int(sent_after) - 1, stamp)
+            self.assertLessEqual(t, time.time() + 1, stamp)
+
+    async def assertServiceUnavailable(self, client, frm, id_, text=None):
+        e = await client.next_message()
+        self.assertEqual((e['type'], e['id'], e['from'].full), ('error', id_, frm), xml_str(e))
+        self.assertEqual(error_of(e)[:2], ('cancel', ['service-unavailable']), xml_str(e))
+        if text is not None:
+            self.assertEqual(error_of(e)[2], text, xml_str(e))
+
+    # -- tests --
+
+    async def test_hundred_messages_delivered_in_order(self):
+        alice, apw = self.user(prefix='alice')
+        bob, bpw = self.user(prefix='bob')
+        a = await self.online(alice, apw, resource='a')
+        t0 = time.time()
+        bodies = ['offline message %03d <&> ü' % i for i in range(100)]
+        for b in bodies:
+            self.send(a, bob, b)
+        rows = await self.wait_stored(self.server, bob, 100)
+        self.assertIn('<delay xmlns="urn:xmpp:delay"', rows[0])
+        await a.no_message()
+        b = await self.online(bob, bpw, resource='b')
+        for body in bodies:
+            m = await b.next_message()
+            self.assertDelayed(m, alice + '/a', bob, body, sent_after=t0)
+        await b.no_message()
+        await self.wait_stored(self.server, bob, 0)
+
+    async def test_negative_priority_gets_nothing_until_non_negative(self):
+        alice, apw = self.user(prefix='alice')
+        bob, bpw = self.user(prefix='bob')
+        a = await self.online(alice, apw, resource='a')
+        for i in range(3):
+            self.send(a, bob, 'hello %d' % i, type_='normal')
+        await self.wait_stored(self.server, bob, 3)
+        b = await self.online(bob, bpw, resource='b', priority=-1)
+        await b.no_message(1.0)
+        self.assertEqual(len(await self.in_thread(self.stored, self.server, bob)), 3)
+        b.available(priority=-5)
+        await b.no_message(0.5)
+        b.available(priority=2)
+        for i in range(3):
+            m = await b.next_message()
+            self.assertDelayed(m, alice + '/a', bob, 'hello %d' % i, type_='normal')
+        await self.wait_stored(self.server, bob, 0)
+        await b.no_message()
+
+    async def test_second_session_gets_no_duplicates(self):
+        alice, apw = self.user(prefix='alice')
+        bob, bpw = self.user(prefix='bob')
+        a = await self.online(alice, apw, resource='a')
+        self.send(a, bob, 'only once')
+        await self.wait_stored(self.server, bob, 1)
+        b1 = await self.online(bob, bpw, resource='one')
+        m = await b1.next_message()
+        self.assertDelayed(m, alice + '/a', bob, 'only once')
+        await self.wait_stored(self.server, bob, 0)
+        b2 = await self.online(bob, bpw, resource='two')
+        await b2.no_message()
+        await b1.no_message(0.1)
+
+    async def test_message_to_unknown_account_bounces(self):
+        alice, apw = self.user(prefix='alice')
+        a = await self.online(alice, apw, resource='a')
+        ghost = 'nobody-%d@localhost' % self.server.n
+        self.send(a, ghost, 'anyone there?', id_='ghost1')
+        await self.assertServiceUnavailable(a, ghost, 'ghost1')
+        self.assertEqual(self.stored(self.server, ghost), [])
+        await a.no_message()
+
+    async def test_groupchat_headline_error_not_stored(self):
+        alice, apw = self.user(prefix='alice')
+        bob, bpw = self.user(prefix='bob')
+        a = await self.online(alice, apw, resource='a')
+        self.send(a, bob, 'group', type_='groupchat', id_='gc1')
+        await self.assertServiceUnavailable(a, bob, 'gc1')
+        self.send(a, bob, 'news', type_='headline', id_='hl1')
+        err = a.make_message(mto=bob, mtype='error')
+        err['id'] = 'er1'
+        err['error']['condition'] = 'item-not-found'
+        err.send()
+        chatstate = a.make_message(mto=bob, mtype='chat')
+        chatstate.xml.append(ET.Element('{http://jabber.org/protocol/chatstates}active'))
+        chatstate.send()
+        self.send(a, bob, 'a real one', id_='c1')
+        rows = await self.wait_stored(self.server, bob, 1)
+        self.assertIn('a real one', rows[0])
+        await asyncio.sleep(0.3)
+        self.assertEqual(len(await self.in_thread(self.stored, self.server, bob)), 1)
+        await a.no_message()
+
+    async def test_disco_feature(self):
+        alice, apw = self.user(prefix='alice')
+        a = await self.online(alice, apw)
+        r = await a.iq('get', 'localhost', "<query xmlns='%s'/>" % NS_DISCO_INFO)
+        feats = [f.get('var') for f in r.xml.iter('{%s}feature' % NS_DISCO_INFO)]
+        self.assertIn('msgoffline', feats)
+
+
+class OfflineQuotaTests(ParleyTestCase):
+    async def test_quota_reached_bounces(self):
+        srv = self.parley(modules=MODULES, extra_config='module offline { quota 5; }')
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        a = await self.online(alice, apw, server=srv, resource='a')
+        for i in range(6):
+            m = a.make_message(mto=bob, mbody='q%d' % i, mtype='chat')
+            m['id'] = 'q%d' % i
+            m.send()
+        e = await a.next_message()
+        self.assertEqual((e['type'], e['id'], e['from'].full), ('error', 'q5', bob), xml_str(e))
+        self.assertEqual(error_of(e), ('cancel', ['service-unavailable'],
+                                       'offline storage is full'), xml_str(e))
+        await a.no_message()
+        out = srv.run.pg.psql("SELECT stanza FROM offline WHERE username = '%s' ORDER BY id"
+                              % node(bob), dbname=srv.dbname)
+        rows = [r for r in out.split('\n') if r]
+        self.assertEqual(len(rows), 5)
+        for i, r in enumerate(rows):
+            self.assertIn('<body>q%d</body>' % i, r)
+        b = await self.online(bob, bpw, server=srv, resource='b')
+        got = [(await b.next_message())['body'] for _ in range(5)]
+        self.assertEqual(got, ['q%d' % i for i in range(5)])
+        await b.no_message()
+
+    async def test_survives_sigkill(self):
+        srv = self.parley(modules=MODULES)
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        a = await self.online(alice, apw, server=srv, resource='a')
+        for i in range(3):
+            m = a.make_message(mto=bob, mbody='before the crash %d' % i, mtype='chat')
+            m.send()
+        sql = "SELECT count(*) FROM offline WHERE username = '%s'" % node(bob)
+        deadline = time.monotonic() + 10
+        while srv.run.pg.psql(sql, dbname=srv.dbname).strip() != '3':
+            self.assertLess(time.monotonic(), deadline, 'messages not stored')
+            await asyncio.sleep(0.05)
+        srv.kill9()
+        await a.wait_gone()
+        srv.start()
+        b = await self.online(bob, bpw, server=srv, resource='b')
+        for i in range(3):
+            m = await b.next_message()
+            self.assertEqual((m['from'].full, m['body']),
+                             (alice + '/a', 'before the crash %d' % i), xml_str(m))
+            self.assertIsNotNone(m.xml.find('{%s}delay' % NS_DELAY), xml_str(m))
+        await b.no_message()
+        deadline = time.monotonic() + 10
+        while srv.run.pg.psql(sql, dbname=srv.dbname).strip() != '0':
+            self.assertLess(time.monotonic(), deadline, 'delivered messages not deleted')
+            await asyncio.sleep(0.05)
