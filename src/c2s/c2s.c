@@ -22,7 +22,9 @@
 static void on_data(void *ud, const char *buf, size_t len);
 static void on_tls_ready(void *ud);
 static void on_closed(void *ud);
-static const pl__conn_handler conn_handler = { on_data, on_tls_ready, on_closed };
+static const pl__conn_handler conn_handler = {
+    .data = on_data, .tls_ready = on_tls_ready, .closed = on_closed,
+};
 
 static void xml_open(void *ud, const char *ns, const char *name, const char *content_ns,
                      const pl_attr *attrs);

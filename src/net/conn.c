@@ -1,7 +1,11 @@
 /* net/conn.c: non-blocking stream connections with optional TLS, batched
  * output and asynchronous close (see conn.h). */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <event2/event.h>
@@ -32,6 +36,10 @@ struct pl__conn {
     unsigned dead : 1;             /* to be finalised by the flush step */
     unsigned want_write : 1;       /* waiting for writability */
     unsigned paused : 1;
+    unsigned connecting : 1;       /* outgoing, not yet established */
+    unsigned tls_client : 1;       /* the pending handshake is a client's */
+    unsigned want_cert : 1;        /* request a client certificate */
+    char *tls_name;                /* client: the server name for SNI */
 };
 
 static pl__conn *flush_head;
@@ -161,7 +169,13 @@ static void drive_handshake(pl__conn *c)
 
 static void start_handshake(pl__conn *c)
 {
-    c->tls = pl_tls_server_new(c->fd, c->tls_creds, c->tls_sni, c->tls_sni_ud);
+    if (c->tls_client) {
+        c->tls = pl_tls_client_new(c->fd, c->tls_name, c->tls_creds);
+    } else {
+        c->tls = pl_tls_server_new(c->fd, c->tls_creds, c->tls_sni, c->tls_sni_ud);
+        if (c->tls && c->want_cert)
+            pl_tls_request_client_cert(c->tls);
+    }
     c->tls_creds = NULL;
     if (!c->tls) {
         kill_conn(c);
@@ -188,6 +202,103 @@ void pl__conn_tls_accept(pl__conn *c, pl_tls_creds *def, pl_tls_sni_fn sni, void
     c->tls_sni = sni;
     c->tls_sni_ud = ud;
     start_handshake(c);
+}
+
+/* Queues a client handshake like pl__conn_starttls does a server one; an
+ * outgoing connection still being established starts it once it is. */
+void pl__conn_tls_connect(pl__conn *c, const char *server_name, pl_tls_creds *creds)
+{
+    c->tls_client = 1;
+    pl_free(c->tls_name);
+    c->tls_name = server_name ? pl_strdup(server_name) : NULL;
+    c->tls_creds = creds;
+    c->tls_state = TLS_PENDING;
+    event_del(c->rev);
+    schedule(c);
+}
+
+/* Makes the next server handshake ask for a client certificate. */
+void pl__conn_request_client_cert(pl__conn *c)
+{
+    c->want_cert = 1;
+}
+
+/* Parses a numeric address into ss; 0 or -1. */
+static int make_addr(const char *ip, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (port <= 0 || port > 65535)
+        return -1;
+    if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *a6;
+        return 0;
+    }
+    return -1;
+}
+
+/* Opens a non-blocking socket, starts connecting, and waits for
+ * writability to learn the outcome (reported by on_write). */
+pl__conn *pl__conn_connect(const char *ip, int port, const pl__conn_handler *h, void *ud)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (make_addr(ip, port, &ss, &len) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    char peer[80];
+    snprintf(peer, sizeof peer, "%s:%d", ip, port);
+    pl__conn *c = pl__conn_new(fd, peer, h, ud);
+    event_del(c->rev);   /* reading starts once connected */
+    c->connecting = 1;
+    c->want_write = 1;
+    event_add(c->wev, NULL);
+    return c;
+}
+
+/* The outcome of a connection attempt: tells the owner, then reads and
+ * flushes what was queued meanwhile (or dies). */
+static void connect_done(pl__conn *c)
+{
+    int err = 0;
+    socklen_t elen = sizeof err;
+    c->connecting = 0;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+        err = errno;
+    if (err) {
+        pl_debug("conn %s: connect failed: %s", c->peer, strerror(err));
+        if (c->h->connected)
+            c->h->connected(c->ud, err);
+        kill_conn(c);
+        return;
+    }
+    if (c->tls_state != TLS_PENDING && !c->closing)
+        event_add(c->rev, NULL);
+    if (c->h->connected)
+        c->h->connected(c->ud, 0);
+    if (!c->dead)
+        schedule(c);
 }
 
 void pl__conn_close(pl__conn *c)
@@ -322,6 +433,7 @@ static void finalize(pl__conn *c)
     nconns--;
     if (c->h->closed)
         c->h->closed(c->ud);
+    pl_free(c->tls_name);
     pl_free(c->peer);
     pl_free(c);
 }
@@ -330,6 +442,13 @@ static void finalize(pl__conn *c)
 static int flush_one(pl__conn *c)
 {
     if (c->dead) {
+        finalize(c);
+        return 1;
+    }
+    if (c->connecting) {
+        /* nothing can be written yet; a close gives up the attempt */
+        if (!c->closing)
+            return 0;
         finalize(c);
         return 1;
     }
@@ -372,6 +491,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if (what & EV_TIMEOUT) {
         pl_log(PL_LOG_INFO, "conn %s: write timed out", c->peer);
         kill_conn(c);
+        return;
+    }
+    if (c->connecting) {
+        connect_done(c);
         return;
     }
     if (c->tls_state == TLS_HANDSHAKE) {

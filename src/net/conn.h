@@ -21,10 +21,20 @@ typedef struct pl__conn_handler {
     void (*tls_ready)(void *ud);
     /* The connection is closed and about to be freed: release ud. */
     void (*closed)(void *ud);
+    /* An outgoing connection (pl__conn_connect) was established (err 0)
+     * or could not be (err is an errno value; `closed` follows). Runs at
+     * most once, never for accepted connections. May be NULL. */
+    void (*connected)(void *ud, int err);
 } pl__conn_handler;
 
 /* Takes ownership of the connected non-blocking fd. peer is "ip:port". */
 pl__conn *pl__conn_new(int fd, const char *peer, const pl__conn_handler *h, void *ud);
+
+/* Starts a non-blocking TCP connection to ip (numeric IPv4 or IPv6) and
+ * port. Output written before it is established is kept and sent once it
+ * is; h->connected reports the outcome. Returns NULL with errno set if the
+ * attempt fails at once (then no callback runs). */
+pl__conn *pl__conn_connect(const char *ip, int port, const pl__conn_handler *h, void *ud);
 
 /* The output buffer: append to it, then call pl__conn_queued(). */
 pl_buf *pl__conn_out(pl__conn *c);
@@ -38,6 +48,17 @@ void pl__conn_starttls(pl__conn *c, pl_tls_creds *def, pl_tls_sni_fn sni, void *
 
 /* Starts a server TLS handshake right away (direct TLS). */
 void pl__conn_tls_accept(pl__conn *c, pl_tls_creds *def, pl_tls_sni_fn sni, void *ud);
+
+/* After what is queued has been written in plaintext (and, for an
+ * outgoing connection, once it is established), starts a client TLS
+ * handshake sending server_name as SNI and offering creds (may be NULL)
+ * as client certificate. Reading pauses until then; tls_ready follows.
+ * The peer is not verified here: see pl_tls_verify_peer. */
+void pl__conn_tls_connect(pl__conn *c, const char *server_name, pl_tls_creds *creds);
+
+/* Asks the peer for a client certificate in the next server handshake
+ * (call before pl__conn_starttls or pl__conn_tls_accept). */
+void pl__conn_request_client_cert(pl__conn *c);
 
 /* Writes what is queued (up to a 5 s grace period), then closes. No data
  * callbacks run after this call. */

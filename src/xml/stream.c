@@ -39,8 +39,14 @@ XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled);
 
 enum stream_state { EXPECT_HEADER, OPEN, CLOSED, DEAD };
 
+/* Chunks holding the parser's memory (see "the parser's memory"). */
+typedef struct mem_pool {
+    struct mem_chunk *chunks;
+} mem_pool;
+
 struct pl_xml_stream {
     XML_Parser p;
+    mem_pool pool;           /* expat's memory (see above) */
     pl_xml_stream_cb cb;
     void *ud;
     char *content_ns;
@@ -68,7 +74,98 @@ struct pl_xml_stream {
     XML_Index restart_at;    /* end of the event that requested it */
 };
 
-static const XML_Memory_Handling_Suite mem_suite = { pl_malloc, pl_realloc, pl_free };
+/* ==== the parser's memory ====
+ * Expat's allocations for a stream come from chunks the stream owns, so
+ * releasing the parser of an idle stream frees whole chunks (whose pages
+ * the allocator can return) instead of leaving small holes between other
+ * connections' data. Frees inside a chunk are no-ops; the chunk goes with
+ * the parser. Large blocks (buffers for big stanzas) are ordinary heap
+ * blocks. Expat's callbacks carry no context, so the stream being parsed
+ * is named in cur_pool around every expat call. */
+
+#define CHUNK_SIZE (12 * 1024)
+#define BIG_BLOCK (4 * 1024)
+#define BIG_FLAG ((size_t)1)
+
+typedef struct mem_chunk {
+    struct mem_chunk *next;
+    size_t used;
+    max_align_t data[];
+} mem_chunk;
+
+typedef union mem_hdr {
+    size_t size;          /* block size; BIG_FLAG set for heap blocks */
+    max_align_t align;
+} mem_hdr;
+
+static mem_pool *cur_pool;
+
+static size_t round_up(size_t n)
+{
+    size_t a = sizeof(max_align_t);
+    return (n + a - 1) / a * a;
+}
+
+static void *pool_malloc(size_t n)
+{
+    size_t need = round_up(sizeof(mem_hdr) + n);
+    mem_hdr *h;
+    if (!cur_pool || need > BIG_BLOCK) {
+        h = pl_malloc(sizeof(mem_hdr) + n);
+        h->size = (n << 1) | BIG_FLAG;
+        return h + 1;
+    }
+    mem_chunk *c = cur_pool->chunks;
+    if (!c || CHUNK_SIZE - c->used < need) {
+        c = pl_malloc(sizeof(mem_chunk) + CHUNK_SIZE);
+        c->used = 0;
+        c->next = cur_pool->chunks;
+        cur_pool->chunks = c;
+    }
+    h = (mem_hdr *)((char *)c->data + c->used);
+    c->used += need;
+    h->size = n << 1;
+    return h + 1;
+}
+
+static void pool_free(void *p)
+{
+    if (!p)
+        return;
+    mem_hdr *h = (mem_hdr *)p - 1;
+    if (h->size & BIG_FLAG)
+        pl_free(h);
+}
+
+static void *pool_realloc(void *p, size_t n)
+{
+    if (!p)
+        return pool_malloc(n);
+    mem_hdr *h = (mem_hdr *)p - 1;
+    if (h->size & BIG_FLAG && round_up(sizeof(mem_hdr) + n) > BIG_BLOCK) {
+        h = pl_realloc(h, sizeof(mem_hdr) + n);
+        h->size = (n << 1) | BIG_FLAG;
+        return h + 1;
+    }
+    size_t old = h->size >> 1;
+    if (n <= old && !(h->size & BIG_FLAG))
+        return p;
+    void *q = pool_malloc(n);
+    memcpy(q, p, old < n ? old : n);
+    pool_free(p);
+    return q;
+}
+
+static void pool_release(mem_pool *pool)
+{
+    while (pool->chunks) {
+        mem_chunk *c = pool->chunks;
+        pool->chunks = c->next;
+        pl_free(c);
+    }
+}
+
+static const XML_Memory_Handling_Suite mem_suite = { pool_malloc, pool_realloc, pool_free };
 
 /* ==== helpers ==== */
 
@@ -382,10 +479,15 @@ static void install(pl_xml_stream *xs)
         XML_SetReparseDeferralEnabled(p, XML_FALSE);
 }
 
+static void release_parser(pl_xml_stream *xs);
+
 static void create_parser(pl_xml_stream *xs)
 {
     char sep[2] = { NS_SEP, '\0' };
+    mem_pool *saved = cur_pool;
+    cur_pool = &xs->pool;
     xs->p = XML_ParserCreate_MM("UTF-8", &mem_suite, sep);
+    cur_pool = saved;
     if (!xs->p) {
         pl_log(PL_LOG_ERROR, "cannot create an XML parser");
         abort();
@@ -396,12 +498,10 @@ static void create_parser(pl_xml_stream *xs)
 /* Forgets all parse state: the next byte starts a new stream. */
 static void reset(pl_xml_stream *xs)
 {
-    if (xs->p) {
-        XML_ParserReset(xs->p, "UTF-8");
-        install(xs);
-    } else {
-        create_parser(xs);
-    }
+    /* a fresh parser in a fresh pool, so a restart leaves no dead blocks */
+    if (xs->p)
+        release_parser(xs);
+    create_parser(xs);
     pl_free(xs->hdr_raw);
     xs->hdr_raw = NULL;
     pl_stanza_unref(xs->st);
@@ -447,7 +547,7 @@ void pl_xml_stream_free(pl_xml_stream *xs)
     pl_stanza_unref(xs->st);
     pl_stanza_unref(xs->hdr);
     if (xs->p)
-        XML_ParserFree(xs->p);
+        release_parser(xs);
     pl_free(xs->hdr_raw);
     pl_free(xs->content_ns);
     pl_free(xs);
@@ -506,7 +606,10 @@ static int rebuild(pl_xml_stream *xs)
     xs->in_parse = 1;
     xs->pos = xs->start = 0;
     xs->slice_end = (XML_Index)xs->hdr_raw_len;
+    mem_pool *saved = cur_pool;
+    cur_pool = &xs->pool;
     enum XML_Status r = XML_Parse(xs->p, xs->hdr_raw, (int)xs->hdr_raw_len, XML_FALSE);
+    cur_pool = saved;
     xs->in_parse = 0;
     xs->silent = 0;
     xs->max = max;
@@ -532,7 +635,10 @@ int pl_xml_stream_feed(pl_xml_stream *xs, const char *data, size_t len)
         XML_Index base = xs->pos;
         xs->slice_end = base + (XML_Index)n;
         xs->in_parse = 1;
+        mem_pool *saved = cur_pool;
+        cur_pool = &xs->pool;
         enum XML_Status r = XML_Parse(xs->p, data + done, (int)n, XML_FALSE);
+        cur_pool = saved;
         xs->in_parse = 0;
         if (xs->restart) {
             size_t at = done + (size_t)(xs->restart_at - base);
@@ -573,7 +679,11 @@ void pl_xml_stream_restart(pl_xml_stream *xs, int discard_rest)
 
 static void release_parser(pl_xml_stream *xs)
 {
+    mem_pool *saved = cur_pool;
+    cur_pool = &xs->pool;
     XML_ParserFree(xs->p);
+    cur_pool = saved;
+    pool_release(&xs->pool);
     xs->p = NULL;
 }
 

@@ -681,7 +681,7 @@ class Client(slixmpp.ClientXMPP):
     async def no_message(self, wait=0.5):
         """Asserts no message arrives within wait seconds."""
         try:
-            m = await asyncio.wait_for(self.messages.get(), wait)
+            m = await asyncio.wait_for(self.messages.get(), wait * self.pl_server.run.slow)
         except asyncio.TimeoutError:
             return
         raise AssertionError('%s: unexpected message: %s' % (self.boundjid, m))
@@ -1196,7 +1196,10 @@ class ParleyTestCase(unittest.IsolatedAsyncioTestCase):
         """A connected client that has sent initial presence."""
         c = await self.client(jid, password, server=server, resource=resource, **kw)
         c.available(priority)
-        await self.settle()
+        # stanzas of one stream are handled in order: once this ping is
+        # answered, the presence has been processed
+        await c.iq('get', c.boundjid.domain, "<ping xmlns='urn:xmpp:ping'/>")
+        c.drain()
         return c
 
     def raw(self, server=None, **kw):
@@ -1205,8 +1208,8 @@ class ParleyTestCase(unittest.IsolatedAsyncioTestCase):
         return r
 
     async def settle(self, seconds=0.2):
-        """Lets in-flight stanzas arrive."""
-        await asyncio.sleep(seconds)
+        """Lets in-flight stanzas arrive (longer on slow builds)."""
+        await asyncio.sleep(seconds * self.run_ctx.slow)
 
     async def in_thread(self, fn, *args, **kw):
         """Runs a blocking call without stalling the clients' loop."""

@@ -19,6 +19,14 @@ def node(jid):
     return jid.split('@', 1)[0]
 
 
+async def login(case, jid, password, server=None, resource=None, priority=None):
+    """A session that sends initial presence and keeps every stanza it
+    receives after it (unlike ParleyTestCase.online, which drains them)."""
+    c = await case.client(jid, password, server=server, resource=resource)
+    c.available(priority)
+    return c
+
+
 class OfflineTests(ParleyTestCase):
     SHARED_SERVER = {'modules': MODULES, 'limits': {'auth_failures': '1000'}}
 
@@ -84,7 +92,7 @@ class OfflineTests(ParleyTestCase):
         rows = await self.wait_stored(self.server, bob, 100)
         self.assertIn('<delay xmlns="urn:xmpp:delay"', rows[0])
         await a.no_message()
-        b = await self.online(bob, bpw, resource='b')
+        b = await login(self, bob, bpw, resource='b')
         for body in bodies:
             m = await b.next_message()
             self.assertDelayed(m, alice + '/a', bob, body, sent_after=t0)
@@ -98,7 +106,7 @@ class OfflineTests(ParleyTestCase):
         for i in range(3):
             self.send(a, bob, 'hello %d' % i, type_='normal')
         await self.wait_stored(self.server, bob, 3)
-        b = await self.online(bob, bpw, resource='b', priority=-1)
+        b = await login(self, bob, bpw, resource='b', priority=-1)
         await b.no_message(1.0)
         self.assertEqual(len(await self.in_thread(self.stored, self.server, bob)), 3)
         b.available(priority=-5)
@@ -116,11 +124,11 @@ class OfflineTests(ParleyTestCase):
         a = await self.online(alice, apw, resource='a')
         self.send(a, bob, 'only once')
         await self.wait_stored(self.server, bob, 1)
-        b1 = await self.online(bob, bpw, resource='one')
+        b1 = await login(self, bob, bpw, resource='one')
         m = await b1.next_message()
         self.assertDelayed(m, alice + '/a', bob, 'only once')
         await self.wait_stored(self.server, bob, 0)
-        b2 = await self.online(bob, bpw, resource='two')
+        b2 = await login(self, bob, bpw, resource='two')
         await b2.no_message()
         await b1.no_message(0.1)
 
@@ -183,7 +191,7 @@ class OfflineQuotaTests(ParleyTestCase):
         self.assertEqual(len(rows), 5)
         for i, r in enumerate(rows):
             self.assertIn('<body>q%d</body>' % i, r)
-        b = await self.online(bob, bpw, server=srv, resource='b')
+        b = await login(self, bob, bpw, server=srv, resource='b')
         got = [(await b.next_message())['body'] for _ in range(5)]
         self.assertEqual(got, ['q%d' % i for i in range(5)])
         await b.no_message()
@@ -204,7 +212,7 @@ class OfflineQuotaTests(ParleyTestCase):
         srv.kill9()
         await a.wait_gone()
         srv.start()
-        b = await self.online(bob, bpw, server=srv, resource='b')
+        b = await login(self, bob, bpw, server=srv, resource='b')
         for i in range(3):
             m = await b.next_message()
             self.assertEqual((m['from'].full, m['body']),
