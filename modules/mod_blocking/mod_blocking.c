@@ -15,8 +15,10 @@
 #define NS_BLOCKING "urn:xmpp:blocking"
 #define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
 
-/* Delay before loading the lists again after a failure. */
+/* Longest delay before loading the lists again after a failure. */
 #define RELOAD_MS 5000
+/* Requests queued while the lists load; beyond this they are refused. */
+#define MAX_QUEUED 1000
 
 #define SQL_LOAD "SELECT username, jid FROM blocklist WHERE host = $1 ORDER BY username, jid"
 #define SQL_BLOCK \
@@ -48,9 +50,11 @@ typedef struct instance {
     const char *host;
     long long max_items;
     int loaded;
+    int retry_ms;           /* current back-off of the initial load */
     blist **buckets;
     size_t nbuckets, nusers;
-    op *ops, *ops_tail;     /* changes, applied one at a time in order */
+    op *ops, *ops_tail;     /* requests, handled one at a time in order */
+    int nops;
 } instance;
 
 static instance *instances;
@@ -319,19 +323,26 @@ static int on_outbound(pl_event *ev, void *ud)
 /* ==== loading ==== */
 
 static void load_start(void *ud);
+static void op_run(instance *inst);
 
-static void load_later(instance *inst)
+/* Tries again later, backing off from 100 ms to RELOAD_MS (the database
+ * is usually still connecting when the module loads with the server). */
+static void load_later(instance *inst, const char *why)
 {
-    pl_timer_add(inst->m, RELOAD_MS, 0, load_start, inst);
+    inst->retry_ms = inst->retry_ms ? inst->retry_ms * 2 : 100;
+    if (inst->retry_ms >= RELOAD_MS) {
+        inst->retry_ms = RELOAD_MS;
+        pl_mlog(inst->m, PL_LOG_WARN, "cannot load block lists (retrying in %d s): %s",
+                RELOAD_MS / 1000, why);
+    }
+    pl_timer_add(inst->m, (unsigned)inst->retry_ms, 0, load_start, inst);
 }
 
 static void load_done(const pl_db_result *res, void *ud)
 {
     instance *inst = ud;
     if (!pl_db_ok(res)) {
-        pl_mlog(inst->m, PL_LOG_WARN, "loading block lists failed (retrying in %d s): %s",
-                RELOAD_MS / 1000, pl_db_error(res));
-        load_later(inst);
+        load_later(inst, pl_db_error(res));
         return;
     }
     int n = pl_db_rows(res);
@@ -339,29 +350,30 @@ static void load_done(const pl_db_result *res, void *ud)
         list_add(find_or_add(inst, pl_db_value(res, i, 0)), pl_db_value(res, i, 1));
     inst->loaded = 1;
     pl_mlog(inst->m, PL_LOG_INFO, "loaded %d blocked JIDs of %zu accounts", n, inst->nusers);
+    op_run(inst);
 }
 
 static void load_start(void *ud)
 {
     instance *inst = ud;
     const char *params[1] = { inst->host };
-    if (pl_db_query(inst->m, SQL_LOAD, 1, params, load_done, inst) != PL_OK) {
-        pl_mlog(inst->m, PL_LOG_WARN, "cannot load block lists: database unavailable "
-                "(retrying in %d s)", RELOAD_MS / 1000);
-        load_later(inst);
-    }
+    if (pl_db_query(inst->m, SQL_LOAD, 1, params, load_done, inst) != PL_OK)
+        load_later(inst, "database unavailable");
 }
 
 /* ==== changes ==== */
 
-/* A block or unblock request. Changes run one at a time so that the
- * lists in memory follow the database in the same order. */
+/* A blocklist request. Requests are handled one at a time, in order, so
+ * that the lists in memory follow the database in the same order and a
+ * get answers after the changes sent before it; they wait while the lists
+ * load. */
 struct op {
     op *next;
     instance *inst;
     uint64_t sid;
     pl_stanza *iq;
     char *user;
+    int get;            /* a blocklist get */
     int block;          /* block, else unblock */
     int all;            /* unblock with no items: everything */
     char **jids;        /* the items, prepared; for "all", what was removed */
@@ -390,17 +402,38 @@ static void answer_error(op *o, const char *type, const char *condition, const c
     answer(o, pl_stanza_error_reply(o->iq, type, condition, text));
 }
 
-static void op_run(instance *inst);
-
-/* Removes the head change and starts the next one. */
-static void op_finish(instance *inst)
+/* Removes and frees the head request. */
+static void op_pop(instance *inst)
 {
     op *o = inst->ops;
     inst->ops = o->next;
     if (!inst->ops)
         inst->ops_tail = NULL;
+    inst->nops--;
     op_free(o);
+}
+
+/* The head request is done: on to the next one. */
+static void op_finish(instance *inst)
+{
+    op_pop(inst);
     op_run(inst);
+}
+
+/* Answers a get with the list, and marks the session as interested in
+ * pushes (XEP-0191 section 3.2). */
+static void answer_list(instance *inst, pl_session *s, const pl_stanza *iq, const char *user)
+{
+    const blist *b = find(inst, user);
+    pl_stanza *reply = pl_stanza_reply(iq);
+    pl_node *l = pl_node_add(reply, pl_stanza_root(reply), "blocklist", NS_BLOCKING);
+    for (int i = 0; b && i < b->n; i++) {
+        pl_node *item = pl_node_add(reply, l, "item", NULL);
+        pl_node_set_attr(reply, item, "jid", b->jids[i]);
+    }
+    pl_session_set_data(s, inst->m, &interested_marker, NULL);
+    pl_send(s, reply);
+    pl_stanza_unref(reply);
 }
 
 /* Sends the IQ push of a change to the user's interested resources. */
@@ -573,18 +606,23 @@ static int new_items(const op *o)
     return k;
 }
 
-/* Starts the head change unless one is running; changes that cannot
- * start are answered and skipped. */
+/* Handles queued requests in order until one waits for the database
+ * (or the lists are not loaded yet); those that cannot start are
+ * answered and skipped. */
 static void op_run(instance *inst)
 {
-    for (op *o = inst->ops; o && !o->running; o = inst->ops) {
+    for (op *o = inst->ops; inst->loaded && o && !o->running; o = inst->ops) {
         const blist *b = find(inst, o->user);
+        if (o->get) {
+            pl_session *s = pl_session_by_id(o->sid);
+            if (s)
+                answer_list(inst, s, o->iq, o->user);
+            op_pop(inst);
+            continue;
+        }
         if (o->block && (b ? b->n : 0) + new_items(o) > inst->max_items) {
             answer_error(o, NULL, "policy-violation", "the block list is full");
-            inst->ops = o->next;
-            if (!inst->ops)
-                inst->ops_tail = NULL;
-            op_free(o);
+            op_pop(inst);
             continue;
         }
         pl_buf arr = PL_BUF_INIT;
@@ -600,43 +638,53 @@ static void op_run(instance *inst)
         pl_mlog(inst->m, PL_LOG_WARN, "cannot change the block list of %s: "
                 "database unavailable", o->user);
         answer_error(o, "wait", "internal-server-error", NULL);
-        inst->ops = o->next;
-        if (!inst->ops)
-            inst->ops_tail = NULL;
-        op_free(o);
+        op_pop(inst);
     }
 }
 
 /* ==== IQ handlers ==== */
 
-static int not_ready(pl_event *ev)
+static int refuse(pl_event *ev, const char *type, const char *condition, const char *text)
 {
-    ev->error.type = "wait";
-    ev->error.condition = "internal-server-error";
-    ev->error.text = "the block lists are not loaded yet";
+    ev->error.type = type;
+    ev->error.condition = condition;
+    ev->error.text = text;
     return PL_ERROR;
+}
+
+/* Queues a request; refused while too many wait for the lists to load. */
+static int enqueue(instance *inst, pl_event *ev, op *o)
+{
+    if (inst->nops >= MAX_QUEUED) {
+        op_free(o);
+        return refuse(ev, "wait", "internal-server-error", "the block lists are not loaded yet");
+    }
+    o->inst = inst;
+    o->sid = pl_session_id(ev->origin);
+    o->iq = pl_stanza_ref(ev->stanza);
+    o->user = pl_strdup(ev->from->node);
+    if (inst->ops_tail)
+        inst->ops_tail->next = o;
+    else
+        inst->ops = o;
+    inst->ops_tail = o;
+    inst->nops++;
+    op_run(inst);
+    return PL_HANDLED;
 }
 
 static int on_get(pl_event *ev, void *ud)
 {
     instance *inst = ud;
-    if (!inst->loaded)
-        return not_ready(ev);
-    if (!ev->origin || !ev->from->node) {
-        ev->error.condition = "forbidden";
-        return PL_ERROR;
+    if (!ev->origin || !ev->from->node)
+        return refuse(ev, NULL, "forbidden", NULL);
+    if (inst->loaded && !inst->ops) {
+        answer_list(inst, ev->origin, ev->stanza, ev->from->node);
+        return PL_HANDLED;
     }
-    const blist *b = find(inst, ev->from->node);
-    pl_stanza *reply = pl_stanza_reply(ev->stanza);
-    pl_node *l = pl_node_add(reply, pl_stanza_root(reply), "blocklist", NS_BLOCKING);
-    for (int i = 0; b && i < b->n; i++) {
-        pl_node *item = pl_node_add(reply, l, "item", NULL);
-        pl_node_set_attr(reply, item, "jid", b->jids[i]);
-    }
-    pl_session_set_data(ev->origin, inst->m, &interested_marker, NULL);
-    pl_send(ev->origin, reply);
-    pl_stanza_unref(reply);
-    return PL_HANDLED;
+    op *o = pl_calloc(1, sizeof *o);
+    o->get = 1;
+    return enqueue(inst, ev, o);
 }
 
 /* Collects the prepared JIDs of the <item/>s of c into o (no duplicates).
@@ -663,38 +711,21 @@ static int collect_items(op *o, const pl_node *c)
 
 static int on_change(pl_event *ev, instance *inst, int block)
 {
-    if (!inst->loaded)
-        return not_ready(ev);
-    if (!ev->origin || !ev->from->node) {
-        ev->error.condition = "forbidden";
-        return PL_ERROR;
-    }
+    if (!ev->origin || !ev->from->node)
+        return refuse(ev, NULL, "forbidden", NULL);
     const pl_node *c = pl_node_first_element(pl_stanza_root(ev->stanza));
     op *o = pl_calloc(1, sizeof *o);
-    o->inst = inst;
     o->block = block;
     if (collect_items(o, c) < 0) {
         op_free(o);
-        ev->error.condition = "jid-malformed";
-        return PL_ERROR;
+        return refuse(ev, NULL, "jid-malformed", NULL);
     }
     if (block && o->n == 0) {
         op_free(o);
-        ev->error.condition = "bad-request";
-        ev->error.text = "a block request needs at least one item";
-        return PL_ERROR;
+        return refuse(ev, NULL, "bad-request", "a block request needs at least one item");
     }
     o->all = !block && o->n == 0;
-    o->sid = pl_session_id(ev->origin);
-    o->iq = pl_stanza_ref(ev->stanza);
-    o->user = pl_strdup(ev->from->node);
-    if (inst->ops_tail)
-        inst->ops_tail->next = o;
-    else
-        inst->ops = o;
-    inst->ops_tail = o;
-    op_run(inst);
-    return PL_HANDLED;
+    return enqueue(inst, ev, o);
 }
 
 static int on_block(pl_event *ev, void *ud)
@@ -719,10 +750,11 @@ static void blocking_unload(pl_module *m)
             *pp = inst->next;
             break;
         }
+    /* the core cancels our queries after this; waiting requesters still
+     * get an answer */
     while (inst->ops) {
-        op *o = inst->ops;
-        inst->ops = o->next;
-        op_free(o);
+        answer_error(inst->ops, "wait", "internal-server-error", NULL);
+        op_pop(inst);
     }
     drop_all(inst);
     pl_free(inst);

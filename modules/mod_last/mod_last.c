@@ -246,8 +246,18 @@ static void last_unload(pl_module *m)
     instance *inst = pl_module_data(m);
     if (!inst)
         return;
-    while (inst->pending)
-        req_free(inst->pending);
+    /* the core cancels our queries after this; their requesters still
+     * get an answer */
+    while (inst->pending) {
+        req *r = inst->pending;
+        pl_session *s = r->sid ? pl_session_by_id(r->sid) : NULL;
+        pl_stanza *err = pl_stanza_error_reply(r->iq, "wait", "internal-server-error", NULL);
+        if (!r->sid || s)
+            send_to(s, err);
+        else
+            pl_stanza_unref(err);
+        req_free(r);
+    }
     pl_free(inst);
     pl_module_set_data(m, NULL);
 }

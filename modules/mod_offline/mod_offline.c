@@ -449,9 +449,14 @@ static void offline_unload(pl_module *m)
     instance *inst = pl_module_data(m);
     if (!inst)
         return;
-    /* the core cancelled our queries: their callbacks will not run */
-    while (inst->stores)
+    /* The core cancels our queries after this: their callbacks will not
+     * run. A message whose insert never started is known not to be
+     * stored, so its sender hears it; one in flight may have been. */
+    while (inst->stores) {
+        if (!inst->stores->running)
+            bounce(inst->stores, NULL);
         store_free(inst->stores);
+    }
     while (inst->fetches)
         fetch_free(inst->fetches);
     pl_free(inst);

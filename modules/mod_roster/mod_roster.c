@@ -436,8 +436,6 @@ static void apply(ruser *u, const char *contact, ritem *after)
     pl_free(after);
 }
 
-static void free_ops(op *o);
-
 static void ruser_free(ruser *u)
 {
     while (u->first) {
@@ -629,15 +627,6 @@ static void op_free(op *o)
     pl_free(o);
 }
 
-static void free_ops(op *o)
-{
-    while (o) {
-        op *next = o->next;
-        op_free(o);
-        o = next;
-    }
-}
-
 static void iq_error(op *o, const char *type, const char *cond, const char *text)
 {
     pl_session *s = pl_session_by_id(o->sid);
@@ -749,7 +738,6 @@ static int start_write(op *o, const pl_roster_item *cur, const pl_roster_item *n
         rc = pl_db_query(in->m, o->bump ? SQL_DELETE_BUMP : SQL_DELETE, 3, p, write_done, o);
     } else {
         pl_buf groups = PL_BUF_INIT;
-        pl_buf_puts(&groups, "");
         for (int i = 0; i < next->ngroups; i++) {
             if (i)
                 pl_buf_putc(&groups, GROUP_SEP);
@@ -758,7 +746,7 @@ static int start_write(op *o, const pl_roster_item *cur, const pl_roster_item *n
         const char *p[10] = {
             host, u->node, o->contact, next->name, sub_name(next->subscription),
             next->ask ? "t" : "f", next->pending_in ? "t" : "f", next->pending_stanza,
-            next->in_roster ? "t" : "f", groups.data,
+            next->in_roster ? "t" : "f", groups.data ? groups.data : "",
         };
         rc = pl_db_query(in->m, o->bump ? SQL_UPSERT_BUMP : SQL_UPSERT, 10, p, write_done, o);
         pl_buf_free(&groups);
@@ -1237,28 +1225,40 @@ static const pl_roster_api roster_api = {
 
 /* ==== lifecycle ==== */
 
-/* What survives a reload: which sessions asked for the roster. */
+/* What survives a reload: which sessions asked for the roster, and whose
+ * rosters were cached (they are loaded again right away). */
 typedef struct saved {
-    int n;
+    int nsess;
     struct {
         uint64_t id;
         int interested, versioned;
-    } s[];
+    } *sess;
+    int nusers;
+    char **users;
 } saved;
 
 static void *roster_save(pl_module *m)
 {
     instance *in = pl_module_data(m);
+    saved *sv = pl_calloc(1, sizeof *sv);
+    if (!in)
+        return sv;
     int n = 0;
-    for (rsess *r = in ? in->sessions : NULL; r; r = r->next)
+    for (rsess *r = in->sessions; r; r = r->next)
         n++;
-    saved *sv = pl_calloc(1, sizeof *sv + sizeof sv->s[0] * (size_t)n);
-    for (rsess *r = in ? in->sessions : NULL; r; r = r->next) {
-        sv->s[sv->n].id = r->id;
-        sv->s[sv->n].interested = r->interested;
-        sv->s[sv->n].versioned = r->versioned;
-        sv->n++;
+    sv->sess = pl_calloc((size_t)n + 1, sizeof *sv->sess);
+    for (rsess *r = in->sessions; r; r = r->next) {
+        sv->sess[sv->nsess].id = r->id;
+        sv->sess[sv->nsess].interested = r->interested;
+        sv->sess[sv->nsess].versioned = r->versioned;
+        sv->nsess++;
     }
+    void **users = ht_values(&in->users);
+    sv->users = pl_calloc(in->users.n + 1, sizeof *sv->users);
+    for (size_t i = 0; i < in->users.n; i++)
+        if (((ruser *)users[i])->state == U_READY)
+            sv->users[sv->nusers++] = pl_strdup(((ruser *)users[i])->node);
+    pl_free(users);
     return sv;
 }
 
@@ -1266,16 +1266,23 @@ static void roster_restore(pl_module *m, void *state)
 {
     instance *in = pl_module_data(m);
     saved *sv = state;
-    for (int i = 0; sv && in && i < sv->n; i++) {
-        pl_session *s = pl_session_by_id(sv->s[i].id);
-        const pl_jid *j = s ? pl_session_jid(s) : NULL;
-        if (!j || pl_session_host(s) != in->host)
+    if (!sv)
+        return;
+    for (int i = 0; in && i < sv->nsess; i++) {
+        pl_session *s = pl_session_by_id(sv->sess[i].id);
+        if (!s || !pl_session_jid(s) || pl_session_host(s) != in->host)
             continue;
         rsess *r = rsess_of(in, s, 1);
-        r->interested = sv->s[i].interested;
-        r->versioned = sv->s[i].versioned;
-        ruser_get(in, j->node, 1);
+        r->interested = sv->sess[i].interested;
+        r->versioned = sv->sess[i].versioned;
     }
+    for (int i = 0; i < sv->nusers; i++) {
+        if (in && pl_user_sessions(in->host, sv->users[i], NULL, 0) > 0)
+            ruser_get(in, sv->users[i], 1);
+        pl_free(sv->users[i]);
+    }
+    pl_free(sv->users);
+    pl_free(sv->sess);
     pl_free(sv);
 }
 

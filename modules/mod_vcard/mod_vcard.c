@@ -204,8 +204,13 @@ static void vcard_unload(pl_module *m)
     instance *inst = pl_module_data(m);
     if (!inst)
         return;
-    while (inst->pending)
+    /* the core cancels our queries after this; their requesters still
+     * get an answer */
+    while (inst->pending) {
+        answer(inst->pending, pl_stanza_error_reply(inst->pending->iq, "wait",
+                                                    "internal-server-error", NULL));
         req_free(inst->pending);
+    }
     pl_free(inst);
     pl_module_set_data(m, NULL);
 }

@@ -26,7 +26,7 @@ static void bind_resource(pl_session *s, pl_stanza *st, pl_node *bind)
     const char *want = rn ? pl_node_text(st, rn) : "";
     char res[1024];
     if (*want) {
-        if (pl_jid_resourceprep(want, res, sizeof res) != 0 || !res[0]) {
+        if (pl_jid_resourceprep_stored(want, res, sizeof res) != 0 || !res[0]) {
             reply_error(s, st, "modify", "jid-malformed");
             return;
         }

@@ -88,7 +88,10 @@ void pl__c2s_features_auth(pl_session *s, pl_stanza *st, pl_node *features)
     }
 }
 
-static void failure(pl_session *s, const char *condition, const char *text)
+/* Sends a SASL failure. Only a wrong password or unknown account
+ * (credentials) counts toward the per-address throttle: a mechanism or
+ * channel-binding mismatch is a client negotiating, not guessing. */
+static void fail(pl_session *s, const char *condition, const char *text, int credentials)
 {
     pl_buf *out = pl__conn_out(s->conn);
     pl_buf_printf(out, "<failure xmlns='" NS_SASL "'><%s/>", condition);
@@ -99,12 +102,17 @@ static void failure(pl_session *s, const char *condition, const char *text)
     }
     pl_buf_puts(out, "</failure>");
     pl__conn_queued(s->conn);
-    if (strcmp(condition, "not-authorized") == 0)
+    if (credentials)
         pl__throttle_fail(pl__conn_peer_addr(s->conn));
     pl_log(PL_LOG_INFO, "c2s %s: authentication failed: %s", pl__conn_peer(s->conn), condition);
     pl__sasl_free(s);
     if (s->state == PL__C2S_SASL_WAIT)
         s->state = PL__C2S_AUTH;
+}
+
+static void failure(pl_session *s, const char *condition, const char *text)
+{
+    fail(s, condition, text, 0);
 }
 
 static void success(pl_session *s, const char *username, const char *final)
@@ -188,7 +196,7 @@ static void creds_cb(int status, const pl_auth_creds *c, void *ud)
         if (!ok) {
             pl_free(s->username);
             s->username = NULL;
-            failure(s, "not-authorized", NULL);
+            fail(s, "not-authorized", NULL, 1);
             return;
         }
         char *u = s->username;
@@ -293,12 +301,7 @@ static void start_scram(pl_session *s, const char *msg, size_t len, int plus)
     int ncb = channel_bindings(s, types, data, lens);
     const unsigned char *ptrs[3] = { data[0], data[1], data[2] };
     pl__sasl *x = s->sasl;
-    /* COMPAT: clients that know only tls-unique (undefined on TLS 1.3)
-     * retry plain SCRAM with the "y" flag. RFC 5802 has the server refuse
-     * that as a possible downgrade; but our mechanism list is only ever
-     * sent inside TLS, so nobody can have stripped -PLUS from it, and
-     * accepting "y" protects nothing less. */
-    x->scram = pl_scram_server_new(x->hash, plus, plus && ncb > 0, types, ptrs, lens, ncb);
+    x->scram = pl_scram_server_new(x->hash, plus, ncb > 0, types, ptrs, lens, ncb);
     const char *username = NULL, *authzid = NULL, *err = NULL;
     if (pl_scram_server_client_first(x->scram, msg, len, &username, &authzid, &err) != 0) {
         pl_debug("c2s %s: SCRAM client-first rejected: %s", pl__conn_peer(s->conn), err ? err : "?");
@@ -405,10 +408,11 @@ static void handle_response(pl_session *s, pl_stanza *st)
     int rc = pl_scram_server_client_final(x->scram, msg, len, &final, &err);
     pl_free(msg);
     if (rc != 0 || x->unknown_user) {
+        int guess = x->unknown_user || (err && strcmp(err, "invalid-proof") == 0);
         pl_free(final);
         pl_free(s->username);
         s->username = NULL;
-        failure(s, "not-authorized", NULL);
+        fail(s, "not-authorized", guess ? NULL : err, guess);
         return;
     }
     char *u = s->username;

@@ -219,6 +219,18 @@ static int cmd_kick(int argc, char **argv, pl_buf *out)
     return rc == 0 ? 0 : reply_err(out, "no such session");
 }
 
+/* Server-to-server streams, listed by the federation module through the
+ * global event "ctl/s2s" (ev.data is this reply buffer). */
+static int cmd_s2s(int argc, char **argv, pl_buf *out)
+{
+    if (argc != 1)
+        return reply_err(out, "usage: s2s");
+    pl_event ev = { .name = "ctl/s2s", .data = out };
+    if (pl_fire(NULL, "ctl/s2s", &ev) == PL_PASS)
+        return reply_err(out, "federation is not enabled (module s2s is not loaded)");
+    return 0;
+}
+
 static int cmd_stop(int argc, char **argv, pl_buf *out)
 {
     if (argc != 1)
@@ -269,6 +281,7 @@ static void run_command(char *line, pl_buf *out, int *stop)
         { "status", cmd_status },   { "module", cmd_module },
         { "reload", cmd_reload },   { "sessions", cmd_sessions },
         { "kick", cmd_kick },       { "stop", cmd_stop },
+        { "s2s", cmd_s2s },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(argv[0], cmds[i].name) != 0)

@@ -50,6 +50,7 @@ static const char usage_text[] =
     "  reload                       re-read the configuration file\n"
     "  sessions                     list client sessions\n"
     "  kick FULLJID                 close a client session\n"
+    "  s2s                          list server-to-server streams\n"
     "  stop                         shut the server down\n"
     "\n"
     "Options:\n"
@@ -386,7 +387,8 @@ static void check_control(int argc, char **argv)
 {
     const char *cmd = argv[0];
     if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
-        strcmp(cmd, "sessions") == 0 || strcmp(cmd, "stop") == 0) {
+        strcmp(cmd, "sessions") == 0 || strcmp(cmd, "stop") == 0 ||
+        strcmp(cmd, "s2s") == 0) {
         if (argc != 1)
             usage_error("'%s' takes no arguments", cmd);
     } else if (strcmp(cmd, "kick") == 0) {

@@ -17,7 +17,7 @@
 #include <event2/event.h>
 #include <parley/base.h>
 #include "net/resolve.h"
-#include "tests/unit/test.h"
+#include "../../tests/unit/test.h"
 
 /* ==== the DNS server ==== */
 
@@ -81,9 +81,8 @@ static int start_dns(void)
     snprintf(portarg, sizeof portarg, "--port=%d", port);
     const char *argv[32] = { "dnsmasq", "--no-daemon", portarg, "--listen-address=127.0.0.1",
                              "--bind-interfaces", "--no-resolv", "--no-hosts",
-                             "--conf-file=/dev/null", "--local=/test/", "--user=root",
-                             "--pid-file=" };
-    int argc = 11;
+                             "--conf-file=/dev/null", "--local=/test/", "--pid-file=" };
+    int argc = 10;
     for (size_t i = 0; i < sizeof records / sizeof records[0]; i++)
         argv[argc++] = records[i];
     argv[argc] = NULL;

@@ -334,16 +334,8 @@ static void track_presence(pl_session *s, pl_stanza *st)
 void pl__router_from_client(pl_session *s, pl_stanza *st)
 {
     pl_node *r = pl_stanza_root(st);
-    const char *from = pl_node_attr(r, "from");
-    if (from && strcmp(from, s->jid->full) != 0) {
-        pl_jid *f = pl_jid_parse(from);
-        int ok = f && (pl_jid_eq(f, s->jid) || (!f->resource && pl_jid_bare_eq(f, s->jid)));
-        pl_jid_free(f);
-        if (!ok) {
-            pl__c2s_close(s, "invalid-from", NULL);
-            return;
-        }
-    }
+    /* RFC 6120 8.1.2.1: the server adds 'from', or overrides what the
+     * client put there, with the session's full JID */
     pl_node_set_attr(st, r, "from", s->jid->full);
     const char *type = pl_node_attr(r, "type");
     if (r->name[0] == 'i') {

@@ -352,6 +352,26 @@ int pl_jid_resourceprep(const char *in, char *out, size_t outsz)
     return prep_into(PART_RESOURCE, in, out, outsz);
 }
 
+/* Resourceprep for a resource being bound: a stored string, so
+ * unassigned code points are refused too (RFC 3454 section 7). Routing
+ * accepts them in JIDs it only compares (pl_jid_resourceprep). */
+int pl_jid_resourceprep_stored(const char *in, char *out, size_t outsz)
+{
+    if (pl_jid_resourceprep(in, out, outsz) != 0)
+        return -1;
+    size_t len = strlen(in);
+    if (is_ascii(in, len))
+        return 0;
+    char tmp[JID_RAW_MAX + 1];
+    if (len > JID_RAW_MAX)
+        return -1;
+    memcpy(tmp, in, len + 1);
+    if (stringprep(tmp, sizeof tmp, STRINGPREP_NO_UNASSIGNED, stringprep_xmpp_resourceprep)
+        != STRINGPREP_OK)
+        return -1;
+    return 0;
+}
+
 /* SASLprep (RFC 4013) with unassigned code points refused, as for stored
  * strings. On success *out is a malloced string (free with pl_free) and
  * 0 is returned; otherwise -1 and *out is NULL. */

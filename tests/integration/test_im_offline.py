@@ -196,6 +196,23 @@ class OfflineQuotaTests(ParleyTestCase):
         self.assertEqual(got, ['q%d' % i for i in range(5)])
         await b.no_message()
 
+    async def test_survives_module_reload(self):
+        srv = self.parley(modules=MODULES)
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        a = await self.online(alice, apw, server=srv, resource='a')
+        a.send_chat(bob, 'kept across a reload')
+        sql = "SELECT count(*) FROM offline WHERE username = '%s'" % node(bob)
+        deadline = time.monotonic() + 10
+        while srv.run.pg.psql(sql, dbname=srv.dbname).strip() != '1':
+            self.assertLess(time.monotonic(), deadline, 'message not stored')
+            await asyncio.sleep(0.05)
+        await self.in_thread(srv.ctl, 'module', 'reload', 'offline')
+        b = await login(self, bob, bpw, server=srv, resource='b')
+        m = await b.next_message()
+        self.assertEqual((m['from'].full, m['body']), (alice + '/a', 'kept across a reload'))
+        await a.no_message()
+
     async def test_survives_sigkill(self):
         srv = self.parley(modules=MODULES)
         alice, apw = self.user(srv, prefix='alice')

@@ -41,6 +41,9 @@ int pl_jid_bare_eq(const pl_jid *a, const pl_jid *b);
 int pl_jid_nodeprep(const char *in, char *out, size_t outsz);
 int pl_jid_nameprep(const char *in, char *out, size_t outsz);
 int pl_jid_resourceprep(const char *in, char *out, size_t outsz);
+/* As pl_jid_resourceprep, and also refusing code points unassigned in
+ * Unicode 3.2, for a resource being bound (a stored string). */
+int pl_jid_resourceprep_stored(const char *in, char *out, size_t outsz);
 
 /* SASLprep (RFC 4013) for user names and passwords: 0 on success. The
  * result is malloced into *out. */
