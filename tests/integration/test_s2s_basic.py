@@ -64,6 +64,11 @@ class PairTests(FedTestCase):
     async def test_subscription_and_presence_across_servers(self):
         a, b = self.fed_pair()
         aj, ca, bj, cb = await self.users_online(a, b)
+        for c in (ca, cb):
+            # answer nothing by itself; be an interested resource (RFC 6121 2.1.6)
+            c.auto_authorize = None
+            c.auto_subscribe = False
+            await c.get_roster()
         ca.send_presence(pto=bj, ptype='subscribe')
         p = await cb.next_presence(timeout=10)
         self.assertEqual((p['type'], p['from'].bare, p['to'].bare), ('subscribe', aj, bj),
