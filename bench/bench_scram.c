@@ -63,12 +63,19 @@ char *pl_bench_unb64(const char *b64, size_t len, size_t *outlen)
 /* A new exchange with a 24-character random nonce. */
 pl_bench_scram *pl_bench_scram_new(const char *user)
 {
-    pl_bench_scram *s = pl_calloc(1, sizeof *s);
     unsigned char raw[18];
     gnutls_rnd(GNUTLS_RND_NONCE, raw, sizeof raw);
     char *n = pl_bench_b64(raw, sizeof raw);
-    snprintf(s->nonce, sizeof s->nonce, "%s", n);
+    pl_bench_scram *s = pl_bench_scram_new_nonce(user, n);
     pl_free(n);
+    return s;
+}
+
+/* A new exchange with the given nonce (at most 32 characters). */
+pl_bench_scram *pl_bench_scram_new_nonce(const char *user, const char *nonce)
+{
+    pl_bench_scram *s = pl_calloc(1, sizeof *s);
+    snprintf(s->nonce, sizeof s->nonce, "%s", nonce);
     size_t len = strlen(user) + strlen(s->nonce) + 8;
     s->first_bare = pl_malloc(len);
     snprintf(s->first_bare, len, "n=%s,r=%s", user, s->nonce);

@@ -16,6 +16,8 @@ typedef struct pl_bench_scram pl_bench_scram;
 /* A new exchange for user (a plain localpart: no ',' or '=') with a
  * random nonce. */
 pl_bench_scram *pl_bench_scram_new(const char *user);
+/* The same with a fixed nonce (test vectors), at most 32 characters. */
+pl_bench_scram *pl_bench_scram_new_nonce(const char *user, const char *nonce);
 void pl_bench_scram_free(pl_bench_scram *s);
 
 /* client-first-message, base64 encoded for <auth/>; malloced. */

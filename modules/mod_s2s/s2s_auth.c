@@ -115,10 +115,12 @@ static int route_word(const char *w, size_t n, void *ud)
     if (split_entry(w, n, dom, sizeof dom, val, sizeof val, pc) != 0)
         return -1;
     s2s_route *r = pl_calloc(1, sizeof *r);
+    char orig[1024];
+    memcpy(orig, val, sizeof orig);
     if (parse_target(val, r) != 0) {
         snprintf(pc->err, pc->errlen,
                  "invalid route target \"%.200s\" for %s (expected HOST[:PORT][/tls])",
-                 val, dom);
+                 orig, dom);
         pl_free(r->host);
         pl_free(r);
         return -1;

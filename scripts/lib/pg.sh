@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/lib/pg.sh: a private PostgreSQL cluster for development and
 # tests, sourced by scripts/dev.sh and tests/run. The cluster listens only
 # on a UNIX socket in its own directory, trusts local connections, and has

@@ -64,7 +64,9 @@ int pl__hosts_reconfigure(const pl_config *c, char *err, size_t errlen)
         if (!creds)
             return -1;
         /* Sessions in a handshake hold the old credentials: keep them
-         * alive (they are small and reloads are rare). */
+         * until shutdown (reloads are rare). */
+        h->retired = pl_realloc(h->retired, sizeof *h->retired * (size_t)(h->nretired + 1));
+        h->retired[h->nretired++] = h->creds;
         h->creds = creds;
     }
     return 0;
@@ -87,6 +89,9 @@ void pl__hosts_free(void)
         pl__hooks_free(&h->hooks);
         pl__strmap_clear(&h->users);
         pl_tls_creds_free(h->creds);
+        for (int i = 0; i < h->nretired; i++)
+            pl_tls_creds_free(h->retired[i]);
+        pl_free(h->retired);
         pl_free(h->name);
         pl_free(h);
     }

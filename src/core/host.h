@@ -46,6 +46,9 @@ typedef struct pl__api {
 struct pl_host {
     char *name;
     pl_tls_creds *creds;
+    pl_tls_creds **retired;    /* replaced by reloads; sessions in a
+                                  handshake may still use them */
+    int nretired;
     pl__hooks hooks;
     pl__iqh *iqs;
     pl__disco *disco;

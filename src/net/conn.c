@@ -320,8 +320,12 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 {
     pl__conn *c = arg;
     c->paused = 0;
-    if (!c->closing)
-        event_add(c->rev, NULL);
+    if (c->closing)
+        return;
+    event_add(c->rev, NULL);
+    /* bytes GnuTLS already decrypted raise no readiness on the socket */
+    if (c->tls_state == TLS_ON && pl_tls_pending(c->tls))
+        event_active(c->rev, EV_READ, 0);
 }
 
 void pl__conn_pause(pl__conn *c, unsigned ms)

@@ -277,7 +277,7 @@ class TestRun:
     def __init__(self):
         self.build = build_dir()
         self.sanitizers = is_sanitizer_build(self.build)
-        self.slow = SLOW * (3 if self.sanitizers else 1)
+        self.slow = SLOW * (2 if self.sanitizers else 1)
         self.tmp = tempfile.mkdtemp(prefix='parley-it-')
         self.pg = Postgres()
         self.pg.start()

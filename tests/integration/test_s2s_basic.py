@@ -25,6 +25,7 @@ class PairTests(FedTestCase):
     async def users_online(self, a, b):
         aj, apw = self.user(a, domain='a.test', prefix='alice')
         bj, bpw = self.user(b, domain='b.test', prefix='bob')
+        self.passwords = {aj: apw, bj: bpw}
         ca = await self.online(aj, apw, server=a, resource='ra')
         cb = await self.online(bj, bpw, server=b, resource='rb')
         return aj, ca, bj, cb
@@ -61,6 +62,27 @@ class PairTests(FedTestCase):
         self.assertEqual(len(la), 2, la)
         self.assertEqual(len(lb), 2, lb)
 
+    async def roster_of(self, client):
+        res = await client.iq('get', None, "<query xmlns='%s'/>" % NS_ROSTER)
+        items = res.xml.findall('{%s}query/{%s}item' % (NS_ROSTER, NS_ROSTER))
+        return [(i.get('jid'), i.get('subscription'), i.get('ask')) for i in items]
+
+    async def subscribe(self, user, user_jid, contact, contact_jid, contact_full):
+        """user subscribes to contact, who approves: the request and the
+        answer cross the link, then contact's presence follows."""
+        user.send_presence(pto=contact_jid, ptype='subscribe')
+        p = await self.presence_from(contact, user_jid)
+        self.assertEqual((p['type'], p['from'].full, p['to'].full),
+                         ('subscribe', user_jid, contact_jid), xml_str(p))
+        contact.send_presence(pto=user_jid, ptype='subscribed')
+        seen = []
+        for _ in range(2):
+            p = await self.presence_from(user, contact_jid)
+            seen.append((p['type'] or 'available', p['from'].full))
+        # RFC 6121 3.1.6: subscribed from the bare JID, and the current
+        # presence (mod_presence may deliver them in either order)
+        self.assertEqual(sorted(seen), [('available', contact_full), ('subscribed', contact_jid)])
+
     async def test_subscription_and_presence_across_servers(self):
         a, b = self.fed_pair()
         aj, ca, bj, cb = await self.users_online(a, b)
@@ -69,26 +91,29 @@ class PairTests(FedTestCase):
             c.auto_authorize = None
             c.auto_subscribe = False
             await c.get_roster()
-        ca.send_presence(pto=bj, ptype='subscribe')
-        p = await cb.next_presence(timeout=10)
-        self.assertEqual((p['type'], p['from'].bare, p['to'].bare), ('subscribe', aj, bj),
-                         xml_str(p))
-        cb.send_presence(pto=aj, ptype='subscribed')
-        seen = {}
-        for _ in range(2):
-            p = await self.presence_from(ca, bj)
-            seen[p['type'] or 'available'] = p['from'].full
-        # subscribed from the bare JID, then bob's current presence
-        self.assertEqual(seen, {'subscribed': bj, 'available': bj + '/rb'})
-        # the roster of alice on a.test says subscription 'to'
-        res = await ca.iq('get', None, "<query xmlns='%s'/>" % NS_ROSTER)
-        items = res.xml.findall('{%s}query/{%s}item' % (NS_ROSTER, NS_ROSTER))
-        self.assertEqual([(i.get('jid'), i.get('subscription')) for i in items], [(bj, 'to')],
-                         xml_str(res))
+        await self.subscribe(ca, aj, cb, bj, bj + '/rb')
+        self.assertEqual(await self.roster_of(ca), [(bj, 'to', None)])
+        self.assertEqual(await self.roster_of(cb), [(aj, 'from', None)])
+        await self.subscribe(cb, bj, ca, aj, aj + '/ra')
+        self.assertEqual(await self.roster_of(ca), [(bj, 'both', None)])
+        self.assertEqual(await self.roster_of(cb), [(aj, 'both', None)])
+        # a presence change is broadcast across the link
+        ca.send_presence(pstatus='busy', pshow='dnd')
+        p = await self.presence_from(cb, aj)
+        self.assertEqual((p['from'].full, p['show'], p['status']), (aj + '/ra', 'dnd', 'busy'))
         # bob goes offline: alice sees it
         await cb.close()
         p = await self.presence_from(ca, bj)
         self.assertEqual((p['type'], p['from'].full), ('unavailable', bj + '/rb'), xml_str(p))
+        # bob comes back: his initial presence reaches alice, and the probe
+        # of his server brings him alice's current presence
+        bpw = self.passwords[bj]
+        cb2 = await self.client(bj, bpw, server=b, resource='rb2')
+        cb2.available()
+        p = await self.presence_from(ca, bj)
+        self.assertEqual((p['type'], p['from'].full), ('available', bj + '/rb2'), xml_str(p))
+        p = await self.presence_from(cb2, aj)
+        self.assertEqual((p['from'].full, p['show']), (aj + '/ra', 'dnd'), xml_str(p))
 
     async def presence_from(self, client, bare, timeout=10):
         """The next presence client receives from bare (its own
@@ -122,7 +147,8 @@ class PairTests(FedTestCase):
         self.assertIn('keep this for bob', rows)
         self.assertIn(aj + '/x', rows)
         await ca.no_message(wait=0.5)
-        cb = await self.online(bj, bpw, server=b, resource='y')
+        cb = await self.client(bj, bpw, server=b, resource='y')
+        cb.available()   # not online(): it would drain the delivered message
         m = await cb.next_message(timeout=10)
         self.assertEqual((m['from'].full, m['body']), (aj + '/x', 'keep this for bob'),
                          xml_str(m))
