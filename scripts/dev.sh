@@ -28,7 +28,7 @@ PACKAGES=(
     libexpat1-dev libgnutls28-dev nettle-dev libevent-dev libpq-dev
     libidn11-dev libc-ares-dev
     postgresql gnutls-bin python3 python3-slixmpp valgrind procps
-    prosody
+    prosody dnsmasq-base
 )
 
 say() { printf '%s\n' "dev.sh: $*"; }

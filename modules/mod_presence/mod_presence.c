@@ -59,7 +59,6 @@ struct pctx {
     pctx *prev, *next;
     instance *in;
     int type;             /* T_* */
-    int outbound;         /* sent by the account (else addressed to it) */
     uint64_t sid;         /* outbound: the sending session */
     char *node;           /* the account whose roster is consulted */
     char *contact;        /* the other party's bare JID */
@@ -93,8 +92,8 @@ static int type_of(const char *t)
 
 /* ==== the subscription state machine (RFC 6121 Appendix A) ==== */
 
-/* A.2: the account sends a subscription stanza of type t to the contact;
- * cur/next as for pl_roster_change_fn. Sets c->route when the stanza is
+/* A.2: the account sends a subscription stanza of type c->type to the
+ * contact; cur/next as for pl_roster_change_fn. Sets c->route when the stanza is
  * to be routed, c->unavailable when the contact is to receive unavailable
  * presence first (3.2.2), c->presence when it is to receive the account's
  * current presence afterwards (3.1.5). Returns 1 if the record changes. */
@@ -143,8 +142,8 @@ static int outbound_change(const pl_roster_item *cur, pl_roster_item *next, void
 
 static void deliver(instance *in, const char *node, pl_stanza *st, int interested);
 
-/* A.3: the account receives a subscription stanza of type t from the
- * contact. Sets c->deliver when the account's resources get the stanza,
+/* A.3: the account receives a subscription stanza of type c->type from
+ * the contact. Sets c->deliver when the account's resources get the stanza,
  * c->autoreply when the server approves on the account's behalf (the
  * contact is already subscribed, 3.1.3), c->unavailable when the contact
  * is to receive unavailable presence (3.3.3). Returns 1 if the record
@@ -445,7 +444,6 @@ static void handle_outbound(instance *in, pl_event *ev, int type)
     char bare[3072];
     account_bare(in, me->node, bare, sizeof bare);
     pctx *c = ctx_new(in, type, me->node, ev->to->bare);
-    c->outbound = 1;
     c->sid = pl_session_id(ev->origin);
     c->orig = pl_stanza_ref(ev->stanza);
     c->st = pl_stanza_copy(ev->stanza);

@@ -23,6 +23,9 @@
 #define NS_ROSTER "jabber:iq:roster"
 #define NS_ROSTERVER "urn:xmpp:features:rosterver"
 
+/* Operations one account may have waiting; beyond this they are refused. */
+#define MAX_QUEUED 10000
+
 /* Group names travel to and from the database joined by U+0001, which
  * XML 1.0 text cannot contain. */
 #define GROUP_SEP '\x01'
@@ -190,6 +193,7 @@ struct ruser {
     int nitems;            /* records that are roster items */
     int npending;          /* pending-in records that are not */
     op *head, *tail;       /* operations waiting to run */
+    int nqueued;
     op *inflight;          /* the operation whose write is in flight */
     int pumping;           /* pump() is running */
     int hold;              /* each() is iterating */
@@ -576,8 +580,7 @@ static void push(ruser *u, const char *contact)
     slist_free(&l);
 }
 
-/* Routes <presence type=type/> from the account's bare JID (or, with
- * from_full, its full JID) to contact. */
+/* Routes <presence type=type/> from `from` to `to`. */
 static void send_presence(const char *from, const char *to, const char *type)
 {
     pl_stanza *st = pl_stanza_new("presence", NULL);
@@ -655,16 +658,17 @@ static void report(op *o, int status, const pl_roster_item *b, const pl_roster_i
     switch (o->kind) {
     case OP_SET:
     case OP_REMOVE:
-        if (status == PL_OK)
+        if (status == PL_OK) {
             iq_result(o);
-        else if (status == PL_ELIMIT) {
+        } else if (status == PL_ELIMIT) {
             snprintf(in->errtext, sizeof in->errtext,
                      "the roster is limited to %d items", in->max_items);
             iq_error(o, "cancel", "not-allowed", in->errtext);
-        } else if (status == PL_ENOENT && o->kind == OP_REMOVE)
+        } else if (status == PL_ENOENT && o->kind == OP_REMOVE) {
             iq_error(o, "cancel", "item-not-found", NULL);
-        else
+        } else {
             iq_error(o, "wait", "internal-server-error", "the roster storage is unavailable");
+        }
         break;
     case OP_GET:
         iq_error(o, "wait", "internal-server-error", "the roster storage is unavailable");
@@ -680,14 +684,22 @@ static void report(op *o, int status, const pl_roster_item *b, const pl_roster_i
     }
 }
 
+static op *pop_op(ruser *u)
+{
+    op *o = u->head;
+    u->head = o->next;
+    if (!u->head)
+        u->tail = NULL;
+    o->next = NULL;
+    u->nqueued--;
+    return o;
+}
+
 /* Fails every waiting operation of u (the roster could not be loaded). */
 static void fail_all(ruser *u, int status)
 {
     while (u->head) {
-        op *o = u->head;
-        u->head = o->next;
-        if (!u->head)
-            u->tail = NULL;
+        op *o = pop_op(u);
         const pl_roster_item *cur = NULL;
         report(o, status, cur, cur);
         op_free(o);
@@ -733,6 +745,7 @@ static int start_write(op *o, const pl_roster_item *cur, const pl_roster_item *n
     o->bump = !visible_eq(cur, next);
     const char *host = pl_host_name(in->host);
     int rc;
+    u->inflight = o;
     if (!next) {
         const char *p[3] = { host, u->node, o->contact };
         rc = pl_db_query(in->m, o->bump ? SQL_DELETE_BUMP : SQL_DELETE, 3, p, write_done, o);
@@ -751,10 +764,10 @@ static int start_write(op *o, const pl_roster_item *cur, const pl_roster_item *n
         rc = pl_db_query(in->m, o->bump ? SQL_UPSERT_BUMP : SQL_UPSERT, 10, p, write_done, o);
         pl_buf_free(&groups);
     }
-    if (rc != PL_OK)
-        return PL_EUNAVAIL;
-    u->inflight = o;
-    return 0;
+    if (rc == PL_OK)
+        return 0;
+    u->inflight = NULL;
+    return PL_EUNAVAIL;
 }
 
 static void pump(ruser *u);
@@ -766,9 +779,9 @@ static void write_done(const pl_db_result *r, void *ud)
     if (!pl_db_ok(r)) {
         pl_mlog(u->in->m, PL_LOG_WARN, "while writing the roster of %s: %s", u->node,
                 pl_db_error(r));
-        u->inflight = NULL;
         report(o, PL_EUNAVAIL, o->before ? &o->before->it : NULL,
                o->before ? &o->before->it : NULL);
+        u->inflight = NULL;
         op_free(o);
         pump(u);
         return;
@@ -865,11 +878,7 @@ static void pump(ruser *u)
     else if (u->state == U_FAILED)
         fail_all(u, PL_EUNAVAIL);
     while (u->state == U_READY && !u->inflight && u->head) {
-        op *o = u->head;
-        u->head = o->next;
-        if (!u->head)
-            u->tail = NULL;
-        o->next = NULL;
+        op *o = pop_op(u);
         int writing = 0;
         switch (o->kind) {
         case OP_GET:
@@ -951,8 +960,15 @@ static ruser *ruser_get(instance *in, const char *node, int create)
     return u;
 }
 
-static void enqueue(ruser *u, op *o)
+/* Queues o on u and runs what can run. PL_ELIMIT (o is not taken) if
+ * too many operations wait. */
+static int enqueue(ruser *u, op *o)
 {
+    if (u->nqueued >= MAX_QUEUED) {
+        pl_mlog(u->in->m, PL_LOG_WARN, "too many roster operations waiting for %s", u->node);
+        return PL_ELIMIT;
+    }
+    u->nqueued++;
     o->u = u;
     o->next = NULL;
     if (u->tail)
@@ -961,6 +977,7 @@ static void enqueue(ruser *u, op *o)
         u->head = o;
     u->tail = o;
     pump(u);
+    return PL_OK;
 }
 
 /* ==== the IQ handler ==== */
@@ -1060,7 +1077,10 @@ static int on_roster_iq(pl_event *ev, void *ud)
         return fail(ev, "wait", "internal-server-error", "the roster storage is unavailable");
     }
     o->st = pl_stanza_ref(ev->stanza);
-    enqueue(u, o);
+    if (enqueue(u, o) != PL_OK) {
+        op_free(o);
+        return fail(ev, "wait", "resource-constraint", "too many roster requests are waiting");
+    }
     return PL_HANDLED;
 }
 
@@ -1141,8 +1161,10 @@ static int api_update(pl_module *owner, pl_host *h, const char *node, const char
     o->change = change;
     o->done = done;
     o->ud = ud;
-    enqueue(u, o);
-    return PL_OK;
+    int rc = enqueue(u, o);
+    if (rc != PL_OK)
+        op_free(o);
+    return rc;
 }
 
 static int api_loaded(const pl_session *s)
@@ -1170,7 +1192,10 @@ static int api_when_loaded(pl_module *owner, pl_session *s, pl_roster_ready_fn f
     o->sid = pl_session_id(s);
     o->ready = fn;
     o->ud = ud;
-    enqueue(u, o);
+    if (enqueue(u, o) != PL_OK) {
+        op_free(o);
+        return PL_ELIMIT;
+    }
     return PL_AGAIN;
 }
 
@@ -1195,6 +1220,7 @@ static void cancel_in(instance *in, pl_module *owner)
             op *o = *pp;
             if ((o->kind == OP_UPDATE || o->kind == OP_READY) && o->owner == owner) {
                 *pp = o->next;
+                u->nqueued--;
                 op_free(o);
             } else {
                 u->tail = o;

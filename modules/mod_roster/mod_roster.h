@@ -88,7 +88,8 @@ typedef struct pl_roster_api {
      * cache with a new version, then done runs, then the change is pushed
      * to the account's interested resources. owner is the calling module
      * (see cancel). Returns PL_OK (done will run, possibly before update
-     * returns) or PL_EINVAL / PL_EUNAVAIL (it will not). */
+     * returns), or PL_EINVAL, PL_EUNAVAIL or PL_ELIMIT (too many changes
+     * of the account are waiting), and then done will not run. */
     int (*update)(pl_module *owner, pl_host *h, const char *node, const char *contact,
                   pl_roster_change_fn change, pl_roster_done_fn done, void *ud);
 
@@ -96,8 +97,8 @@ typedef struct pl_roster_api {
     int (*loaded)(const pl_session *s);
 
     /* Calls fn when the roster of s's account is loaded: right away
-     * (returns PL_OK) or later (returns PL_AGAIN). Returns PL_EINVAL or
-     * PL_EUNAVAIL when fn will not run. */
+     * (returns PL_OK) or later (returns PL_AGAIN). Returns PL_EINVAL,
+     * PL_EUNAVAIL or PL_ELIMIT when fn will not run. */
     int (*when_loaded)(pl_module *owner, pl_session *s, pl_roster_ready_fn fn, void *ud);
 
     /* Whether s requested the roster (and so receives roster pushes). */

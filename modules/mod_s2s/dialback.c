@@ -23,6 +23,8 @@ static void to_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* Computes the XEP-0185 key of (receiving, originating, stream id) under
+ * secret, as 64 lowercase hex digits in out. */
 void pl__s2s_db_key(const char *secret, const char *receiving, const char *originating,
                     const char *stream_id, char out[65])
 {
@@ -73,6 +75,8 @@ static void put_attr(pl_buf *out, const char *name, const char *value)
     pl_buf_putc(out, '\'');
 }
 
+/* Appends one dialback element with the db: prefix our stream headers
+ * declare (some servers accept no other prefix). */
 void pl__s2s_db_write(pl_buf *out, const char *name, const char *from, const char *to,
                       const char *id, const char *type, const char *key,
                       const char *error_cond)
@@ -125,6 +129,8 @@ static void unlink_req(db_req *r)
         }
 }
 
+/* Records a key to verify and makes sure the outgoing stream to the
+ * sender domain exists; it writes <db:verify/> once it can. */
 void pl__s2s_db_request(uint64_t in_id, const char *local, const char *remote,
                         const char *stream_id, const char *key)
 {
@@ -141,6 +147,7 @@ void pl__s2s_db_request(uint64_t in_id, const char *local, const char *remote,
     pl__s2s_out_kick(o);
 }
 
+/* Writes the requests of outgoing stream out_id that are not sent yet. */
 void pl__s2s_db_send_pending(uint64_t out_id, const char *local, const char *remote,
                              pl_buf *out)
 {
@@ -162,6 +169,8 @@ static void finish(db_req *r, const char *result)
     req_free(r);
 }
 
+/* Matches an answer to a request sent on the same stream (same from, to
+ * and id), and hands the result to the waiting incoming stream. */
 int pl__s2s_db_answer(uint64_t out_id, const char *from, const char *to, const char *id,
                       const char *type)
 {
@@ -182,6 +191,7 @@ int pl__s2s_db_answer(uint64_t out_id, const char *from, const char *to, const c
     return -1;
 }
 
+/* Ends every request of a failed outgoing stream with error_cond. */
 void pl__s2s_db_out_failed(uint64_t out_id, const char *local, const char *remote,
                            const char *error_cond)
 {
@@ -196,6 +206,7 @@ void pl__s2s_db_out_failed(uint64_t out_id, const char *local, const char *remot
     }
 }
 
+/* Forgets the requests of an incoming stream that went away. */
 void pl__s2s_db_in_gone(uint64_t in_id)
 {
     db_req **pp = &reqs;
@@ -210,6 +221,7 @@ void pl__s2s_db_in_gone(uint64_t in_id)
     }
 }
 
+/* Frees every request (module unload). */
 void pl__s2s_db_free_all(void)
 {
     while (reqs) {

@@ -18,6 +18,7 @@ static char *routes_text, *policies_text;   /* as last parsed */
 
 /* ==== helpers shared by the module's files ==== */
 
+/* Monotonic milliseconds, for deadlines and idle times. */
 long long pl__s2s_now(void)
 {
     struct timespec ts;
@@ -25,6 +26,7 @@ long long pl__s2s_now(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* 32 random hex digits for a stream header we send. */
 void pl__s2s_stream_id(char out[33])
 {
     static const char digits[] = "0123456789abcdef";
@@ -37,6 +39,8 @@ void pl__s2s_stream_id(char out[33])
     out[32] = '\0';
 }
 
+/* Routes an error reply for st to its sender; pl_reply_error skips
+ * errors and IQ results. */
 void pl__s2s_bounce(pl_stanza *st, const char *condition, const char *text)
 {
     pl_event ev;
@@ -45,6 +49,7 @@ void pl__s2s_bounce(pl_stanza *st, const char *condition, const char *text)
     pl_reply_error(&ev, NULL, condition, text);
 }
 
+/* Appends a stream error (RFC 6120 4.9) with optional text. */
 void pl__s2s_stream_error(pl_buf *out, const char *condition, const char *text)
 {
     pl_buf_printf(out, "<stream:error><%s xmlns='" PL_NS_STREAMS "'/>", condition);
@@ -152,9 +157,16 @@ static int on_stopping(pl_event *ev, void *ud)
 
 static void sweep(void *ud)
 {
+    static char last_err[256];
     char err[256];
-    if (read_options(pl__s2s.m, err, sizeof err) != 0)
-        pl_mlog(pl__s2s.m, PL_LOG_ERROR, "keeping the previous options: %s", err);
+    if (read_options(pl__s2s.m, err, sizeof err) != 0) {
+        /* once per bad value, not every sweep */
+        if (strcmp(err, last_err) != 0)
+            pl_mlog(pl__s2s.m, PL_LOG_ERROR, "keeping the previous options: %s", err);
+        snprintf(last_err, sizeof last_err, "%s", err);
+    } else {
+        last_err[0] = '\0';
+    }
     long long now = pl__s2s_now();
     pl__s2s_out_sweep(now);
     pl__s2s_in_sweep(now);

@@ -162,6 +162,7 @@ static int rule_word(const char *w, size_t n, void *ud)
     return 0;
 }
 
+/* Parses the `routes` option into a list (NULL when empty). */
 int pl__s2s_parse_routes(const char *text, s2s_route **out, char *err, size_t errlen)
 {
     parse_ctx pc = { NULL, err, errlen };
@@ -173,6 +174,7 @@ int pl__s2s_parse_routes(const char *text, s2s_route **out, char *err, size_t er
     return 0;
 }
 
+/* Parses the `policies` option into a list (NULL when empty). */
 int pl__s2s_parse_rules(const char *text, s2s_rule **out, char *err, size_t errlen)
 {
     parse_ctx pc = { NULL, err, errlen };
@@ -184,6 +186,7 @@ int pl__s2s_parse_rules(const char *text, s2s_rule **out, char *err, size_t errl
     return 0;
 }
 
+/* Frees a route list. */
 void pl__s2s_free_routes(s2s_route *r)
 {
     while (r) {
@@ -195,6 +198,7 @@ void pl__s2s_free_routes(s2s_route *r)
     }
 }
 
+/* Frees a policy list. */
 void pl__s2s_free_rules(s2s_rule *r)
 {
     while (r) {
@@ -207,6 +211,7 @@ void pl__s2s_free_rules(s2s_rule *r)
 
 /* ==== decisions ==== */
 
+/* The policy a `policies` entry gives domain, else POLICY_DEFAULT. */
 int pl__s2s_policy(const char *domain)
 {
     for (const s2s_rule *r = pl__s2s.rules; r; r = r->next)
@@ -215,17 +220,20 @@ int pl__s2s_policy(const char *domain)
     return POLICY_DEFAULT;
 }
 
+/* True if federation with domain is disabled. */
 int pl__s2s_blocked(const char *domain)
 {
     return pl__s2s_policy(domain) == POLICY_BLOCK;
 }
 
+/* True if domain authenticates only with a valid certificate. */
 int pl__s2s_cert_required(const char *domain)
 {
     int p = pl__s2s_policy(domain);
     return p == POLICY_REQUIRE_CERT || (p == POLICY_DEFAULT && pl__s2s.require_valid_cert);
 }
 
+/* True if domain may authenticate with Server Dialback. */
 int pl__s2s_dialback_allowed(const char *domain)
 {
     int p = pl__s2s_policy(domain);
@@ -236,6 +244,7 @@ int pl__s2s_dialback_allowed(const char *domain)
     return pl__s2s.dialback && !pl__s2s.require_valid_cert;
 }
 
+/* The route override for domain, or NULL (then DNS decides). */
 const s2s_route *pl__s2s_route_for(const char *domain)
 {
     for (const s2s_route *r = pl__s2s.routes; r; r = r->next)
@@ -246,6 +255,7 @@ const s2s_route *pl__s2s_route_for(const char *domain)
 
 /* ==== SASL EXTERNAL ==== */
 
+/* Base64 of s (the authorization identity we send); caller frees. */
 char *pl__s2s_b64(const char *s)
 {
     size_t n = strlen(s);
@@ -255,6 +265,7 @@ char *pl__s2s_b64(const char *s)
     return out;
 }
 
+/* Decodes the identity of a SASL EXTERNAL <auth/>; caller frees. */
 char *pl__s2s_external_identity(const char *b64, const char *stream_from)
 {
     if (!b64 || !*b64 || strcmp(b64, "=") == 0)

@@ -164,6 +164,8 @@ static void in_close(s2s_in *s, const char *cond, const char *text)
 
 /* ==== connection ==== */
 
+/* Takes an accepted s2s connection: a new stream waiting for its
+ * header, or for the TLS handshake on a direct TLS listener. */
 void pl__s2s_in_accept(void *ud, int fd, const char *peer, int role)
 {
     s2s_in *s = pl_calloc(1, sizeof *s);
@@ -190,6 +192,7 @@ void pl__s2s_in_accept(void *ud, int fd, const char *peer, int role)
     }
 }
 
+/* The incoming stream with this id, if it is still open. */
 s2s_in *pl__s2s_in_by_id(uint64_t id)
 {
     for (s2s_in *s = all; s; s = s->next)
@@ -370,7 +373,7 @@ static void sasl_auth(s2s_in *s, pl_stanza *st)
         sasl_failure(s, "invalid-authzid");
         return;
     }
-    if (pl__s2s_blocked(domain) || !cert_valid_for(s, domain)) {
+    if (pl__s2s_blocked(domain) || pl_host_find(domain) || !cert_valid_for(s, domain)) {
         pl_mlog(pl__s2s.m, PL_LOG_INFO, "s2s in %s: SASL EXTERNAL for %s refused", s->peer,
                 domain);
         sasl_failure(s, "not-authorized");
@@ -428,6 +431,11 @@ static void db_result(s2s_in *s, pl_stanza *st)
         db_reply(s, "result", to, from, NULL, NULL, "policy-violation");
         return;
     }
+    if (pl_host_find(from)) {
+        /* a peer cannot speak for a domain served here */
+        db_reply(s, "result", to, from, NULL, NULL, "not-authorized");
+        return;
+    }
     in_pair *p = pair_find(s, from, to);
     if (p) {
         if (p->state == PAIR_VALID)
@@ -459,6 +467,9 @@ static void db_result(s2s_in *s, pl_stanza *st)
     pl__s2s_db_request(s->id, to, from, s->stream_id, pl_node_text(st, r));
 }
 
+/* Reports a finished verification on the stream that got the key:
+ * valid opens the pair, invalid ends the stream (XEP-0220 2.2.1), an
+ * error is a dialback error that leaves the stream up. */
 void pl__s2s_in_db_result(s2s_in *s, const char *local, const char *remote,
                           const char *result)
 {
@@ -619,6 +630,7 @@ static void xml_error(void *ud, const char *condition, const char *text)
 
 /* ==== time, unload, listing ==== */
 
+/* Closes streams that did not authenticate in time and idle ones. */
 void pl__s2s_in_sweep(long long now)
 {
     pl_net_settings ns;
@@ -637,6 +649,7 @@ void pl__s2s_in_sweep(long long now)
     }
 }
 
+/* Server shutdown: every incoming stream ends with <system-shutdown/>. */
 void pl__s2s_in_stop_all(void)
 {
     s2s_in *s = all;
@@ -647,6 +660,7 @@ void pl__s2s_in_stop_all(void)
     }
 }
 
+/* Module unload: connections are dropped without callbacks. */
 void pl__s2s_in_close_all(void)
 {
     while (all) {
@@ -669,6 +683,7 @@ void pl__s2s_in_close_all(void)
     }
 }
 
+/* One `parleyctl s2s` line per domain pair (or per stream without one). */
 void pl__s2s_in_list(pl_buf *out)
 {
     long long now = pl__s2s_now();

@@ -102,6 +102,7 @@ static void table_remove(s2s_out *o)
     o->in_table = 0;
 }
 
+/* The stream serving (local, remote), or NULL. */
 s2s_out *pl__s2s_out_find(const char *local, const char *remote)
 {
     for (s2s_out *o = table[bucket(local, remote)]; o; o = o->hnext)
@@ -110,6 +111,7 @@ s2s_out *pl__s2s_out_find(const char *local, const char *remote)
     return NULL;
 }
 
+/* The stream's id, by which dialback requests refer to it. */
 uint64_t pl__s2s_out_id(const s2s_out *o)
 {
     return o->id;
@@ -258,6 +260,7 @@ static void start(s2s_out *o)
         fail_later(o, "remote-server-not-found", "cannot start a DNS lookup");
 }
 
+/* The stream serving (local, remote), started now if there is none. */
 s2s_out *pl__s2s_out_get(const char *local, const char *remote)
 {
     s2s_out *o = pl__s2s_out_find(local, remote);
@@ -755,6 +758,7 @@ static void xml_error(void *ud, const char *condition, const char *text)
 
 /* ==== sending ==== */
 
+/* Writes st on an authenticated stream or queues it (bounded). */
 void pl__s2s_out_send(s2s_out *o, pl_stanza *st)
 {
     o->last_active = pl__s2s_now();
@@ -774,6 +778,7 @@ void pl__s2s_out_send(s2s_out *o, pl_stanza *st)
     o->queue[o->qlen++] = pl_stanza_ref(st);
 }
 
+/* Writes waiting verification requests if the stream can carry them. */
 void pl__s2s_out_kick(s2s_out *o)
 {
     if (o->state == OUT_DIALBACK || o->state == OUT_READY)
@@ -809,6 +814,8 @@ static void sweep_one(s2s_out *o, long long now, long long idle_ms)
     }
 }
 
+/* Runs the time-outs: finishes deferred failures, gives up slow
+ * connects and negotiations, closes idle streams. */
 void pl__s2s_out_sweep(long long now)
 {
     pl_net_settings ns;
@@ -850,6 +857,7 @@ void pl__s2s_out_close_all(void)
     }
 }
 
+/* One `parleyctl s2s` line per outgoing stream. */
 void pl__s2s_out_list(pl_buf *out)
 {
     long long now = pl__s2s_now();

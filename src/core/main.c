@@ -154,6 +154,9 @@ void pl__server_stop(void)
     pl__listeners_close();
     pl__ctl_stop();
     pl__c2s_shutdown_all();
+    /* modules with streams of their own (federation) close them now */
+    pl_event ev = { .name = "server/stopping" };
+    pl_fire(NULL, "server/stopping", &ev);
     pl__loop_stop();
 }
 
@@ -277,6 +280,7 @@ out:
     pl__c2s_shutdown_all();
     pl__conn_flush_all();
     pl__modmgr_unload_all();
+    pl__conn_flush_all();   /* connections closed while modules unloaded */
     pl_pg_shutdown();
     pl__hosts_free();
     pl__throttle_free();

@@ -159,16 +159,19 @@ pl_conn *pl_conn_connect(pl_module *m, const char *ip, int port, const pl_conn_h
     return nc;
 }
 
+/* The output buffer; call pl_conn_queued after appending. */
 pl_buf *pl_conn_out(pl_conn *c)
 {
     return pl__conn_out(c->c);
 }
 
+/* Schedules what was appended for the next flush. */
 void pl_conn_queued(pl_conn *c)
 {
     pl__conn_queued(c->c);
 }
 
+/* Appends and schedules. */
 void pl_conn_write(pl_conn *c, const char *data, size_t len)
 {
     pl__conn_write(c->c, data, len);
@@ -203,6 +206,7 @@ void pl_conn_tls_connect(pl_conn *c, const char *server_name, pl_host *local)
     pl__conn_tls_connect(c->c, server_name, local ? local->creds : NULL);
 }
 
+/* Writes what is queued, then closes; `closed` follows. */
 void pl_conn_close(pl_conn *c)
 {
     pl__conn_close(c->c);
@@ -216,16 +220,19 @@ void pl_conn_discard(pl_conn *c)
     pl__conn_close(c->c);
 }
 
+/* True once TLS is established. */
 int pl_conn_is_tls(const pl_conn *c)
 {
     return pl__conn_is_tls(c->c);
 }
 
+/* The TLS session once established, else NULL. */
 pl_tls *pl_conn_tls(pl_conn *c)
 {
     return pl__conn_tls(c->c);
 }
 
+/* "ip:port" of the peer. */
 const char *pl_conn_peer(const pl_conn *c)
 {
     return pl__conn_peer(c->c);
@@ -280,6 +287,7 @@ void pl_unlisten(pl_module *m, int role)
     roles[role].o = NULL;
 }
 
+/* How many `listen` lines of role the config in force has. */
 int pl_listen_count(int role)
 {
     const pl_config *c = pl__server.config;
@@ -306,6 +314,7 @@ pl_resolver *pl_resolver_new(pl_module *m, const char *servers, unsigned timeout
 
 /* ==== settings ==== */
 
+/* Copies the s2s-related settings of the config in force. */
 void pl_net_settings_get(pl_net_settings *out)
 {
     const pl_config *c = pl__server.config;
@@ -315,6 +324,7 @@ void pl_net_settings_get(pl_net_settings *out)
     out->s2s_idle_timeout = c->limits.s2s_idle_timeout;
 }
 
+/* Random bytes from GnuTLS; aborts if the generator fails. */
 void pl_net_random(void *buf, size_t len)
 {
     if (gnutls_rnd(GNUTLS_RND_RANDOM, buf, len) != 0) {

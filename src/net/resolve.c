@@ -143,6 +143,7 @@ static void sock_state(void *data, ares_socket_t fd, int readable, int writable)
 
 /* ==== resolver ==== */
 
+/* Creates a c-ares channel whose sockets and time-outs run on base. */
 pl_resolver *pl__resolver_new(struct event_base *base, const char *servers,
                               unsigned timeout_ms, int tries, pl__resolve_guard_fn guard,
                               void *guard_ud, char *err, size_t errlen)
@@ -332,6 +333,8 @@ static void order_priority(pl_resolve_target *t, int n,
     }
 }
 
+/* Sorts by priority (weight-0 records first within one), then orders
+ * each priority group by weighted random selection. */
 void pl__srv_order(pl_resolve_target *t, int n, unsigned (*rnd)(unsigned bound, void *ud),
                    void *ud)
 {
@@ -404,6 +407,7 @@ static void srv_answer(void *arg, int status, int timeouts, unsigned char *abuf,
     lookup_done(q);
 }
 
+/* Starts both SRV lookups; the callback runs once both answered. */
 pl_resolve_query *pl_resolve_srv(pl_resolver *r, const char *domain, const char *service,
                                  const char *tls_service, int default_port,
                                  pl_resolve_srv_cb cb, void *ud)
@@ -466,6 +470,7 @@ static void addr_answer(void *arg, int status, int timeouts, struct ares_addrinf
     lookup_done(q);
 }
 
+/* Starts an A/AAAA lookup with ares_getaddrinfo. */
 pl_resolve_query *pl_resolve_addrs(pl_resolver *r, const char *host, pl_resolve_addr_cb cb,
                                    void *ud)
 {

@@ -13,6 +13,7 @@ whole run.
 """
 
 import argparse
+import re
 import fnmatch
 import os
 import signal
@@ -26,6 +27,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 TEST_TIMEOUT = 120   # seconds for one test, setUp and tearDown included
+
+
+RESULT_LINE = re.compile(r'^(\d+) passed, (\d+) failed$')
 
 
 class TestTimeout(Exception):
@@ -133,10 +137,77 @@ class LineResult(unittest.TestResult):
         self.out.flush()
 
 
+def run_workers(args, tests):
+    """Spreads the test modules over args.jobs worker processes (each with
+    its own PostgreSQL cluster and servers), echoes their result lines and
+    prints the combined count."""
+    import subprocess
+    import threading
+    # the unit of distribution is a test class (module.Class)
+    by_module = {}
+    for t in tests:
+        key = '.'.join(t.id().split('.')[:2])
+        by_module[key] = by_module.get(key, 0) + 1
+    jobs = min(args.jobs, len(by_module)) or 1
+    groups = [[] for _ in range(jobs)]
+    load = [0] * jobs
+    for mod, n in sorted(by_module.items(), key=lambda kv: -kv[1]):
+        i = load.index(min(load))
+        groups[i].append(mod)
+        load[i] += n
+    started = time.monotonic()
+    lock = threading.Lock()
+    counts = {'passed': 0, 'failed': 0, 'summaries': 0}
+
+    def pump(proc):
+        for line in proc.stdout:
+            if RESULT_LINE.match(line):
+                with lock:
+                    p, f = RESULT_LINE.match(line).groups()
+                    counts['passed'] += int(p)
+                    counts['failed'] += int(f)
+                    counts['summaries'] += 1
+                continue
+            if line.startswith('integration tests took'):
+                continue
+            with lock:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+    procs, threads = [], []
+    for g in groups:
+        cmd = [sys.executable, os.path.abspath(__file__), '--build', args.build,
+               '--modules', ','.join(g)] + list(args.patterns)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        th = threading.Thread(target=pump, args=(proc,))
+        th.start()
+        procs.append(proc)
+        threads.append(th)
+    for th in threads:
+        th.join()
+    for proc in procs:
+        proc.wait()
+    missing = jobs - counts['summaries']
+    if missing:
+        sys.stdout.write('FAIL integration:workers (%d worker(s) ended without a result)\n'
+                         % missing)
+        counts['failed'] += missing
+    sys.stdout.write('integration tests took %.0fs (%d workers)\n'
+                     % (time.monotonic() - started, jobs))
+    sys.stdout.write('%d passed, %d failed\n' % (counts['passed'], counts['failed']))
+    sys.stdout.flush()
+    return 1 if counts['failed'] else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description='Parley integration tests')
     ap.add_argument('--build', default=os.path.join(REPO, 'build'))
     ap.add_argument('--list', action='store_true', help='list the tests and exit')
+    ap.add_argument('--jobs', type=int,
+                    default=int(os.environ.get('PARLEY_TEST_JOBS', '3')),
+                    help='worker processes (test modules are spread over them)')
+    ap.add_argument('--modules', help=argparse.SUPPRESS)  # worker mode
     ap.add_argument('patterns', nargs='*')
     args = ap.parse_args()
     os.environ['PARLEY_BUILD'] = os.path.abspath(args.build)
@@ -144,11 +215,16 @@ def main():
     loader = unittest.TestLoader()
     suite = loader.discover(HERE, pattern='test_*.py', top_level_dir=HERE)
     tests = [t for t in iter_tests(suite) if matches(t.id(), args.patterns)]
+    if args.modules is not None:
+        wanted = set(args.modules.split(','))
+        tests = [t for t in tests if '.'.join(t.id().split('.')[:2]) in wanted]
 
     if args.list:
         for t in tests:
             print(t.id())
         return 0
+    if args.modules is None and args.jobs > 1:
+        return run_workers(args, tests)
 
     out = sys.stdout
     result = LineResult(out)

@@ -129,12 +129,22 @@ class PresenceTestCase(IMTestCase):
         self.assertEqual(row[1:5], (sub, ask, pin, True),
                          'record of %s for %s: %r, expected %s' % (owner, contact, row, state))
 
-    async def settled(self, *clients, wait=0.4):
-        """Lets the clients' traffic settle and forgets it."""
-        await self.settle(wait * self.server.run.slow)
-        for c in clients:
-            c.drain()
-            c.pl_push_cursor = len(c.iq_log)
+    async def settled(self, *clients, quiet=0.3):
+        """Waits until the clients have received nothing for quiet seconds
+        (at most 10 s) and forgets what they received."""
+        slow = self.server.run.slow
+        end = time.monotonic() + 10 * slow
+        while True:
+            before = [(c.presences.qsize(), c.messages.qsize(), len(c.iq_log)) for c in clients]
+            await asyncio.sleep(quiet * slow)
+            after = [(c.presences.qsize(), c.messages.qsize(), len(c.iq_log)) for c in clients]
+            for c in clients:
+                c.drain()
+                c.pl_push_cursor = len(c.iq_log)
+            if before == after and not any(a[0] or a[1] for a in after):
+                break
+            if time.monotonic() > end:
+                break
 
     async def pair(self, sa, sb, b_available=True):
         alice, apw = self.user(prefix='alice')
@@ -151,7 +161,8 @@ class PresenceTestCase(IMTestCase):
         sa2, sb2, a_pres, b_pres, a_push, b_push = model(
             sa, sb, t, alice + '/a', alice, bob + '/b', bob, b_available)
         send_presence(a, t, to=bob + ('/b' if t == 'unsubscribe' else ''))
-        got_a, got_b = await asyncio.gather(collect_presences(a, 0.6), collect_presences(b, 0.6))
+        got_a, got_b = await asyncio.gather(collect_presences(a, 0.4, len(a_pres)),
+                                            collect_presences(b, 0.4, len(b_pres)))
         self.assertEqual(sorted(pres_key(p) for p in got_a), a_pres,
                          'alice received: %s' % [xml_str(p) for p in got_a])
         self.assertEqual(sorted(pres_key(p) for p in got_b), b_pres,
@@ -228,7 +239,7 @@ class SubscriptionTests(PresenceTestCase):
         send_presence(b, 'subscribed', to=alice)
         check = (await take_pushes(b, 1))[0]
         self.assertEqual(items_of(check), [(alice, None, 'from', None, [])])
-        got = await collect_presences(a, 0.6)
+        got = await collect_presences(a, 0.6, expect=2)
         self.assertEqual([pres_key(p) for p in got], [('subscribed', bob), ('available', bob + '/b')])
         pres = got[1].xml
         self.assertEqual((pres.findtext('{%s}show' % NS_CLIENT),
@@ -236,11 +247,11 @@ class SubscriptionTests(PresenceTestCase):
         self.assertEqual(items_of((await take_pushes(a, 1))[0]), [(bob, None, 'to', None, [])])
         # from now on alice's... no: bob's presence reaches alice, not the reverse
         send_presence(b, show='away', status='lunch')
-        got = await collect_presences(a, 0.4)
+        got = await collect_presences(a, 0.4, expect=1)
         self.assertEqual([pres_key(p) for p in got], [('available', bob + '/b')])
         self.assertEqual(got[0].xml.findtext('{%s}status' % NS_CLIENT), 'lunch')
         send_presence(a, status='back')
-        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.4)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.4, expect=1)],
                          [('available', bob + '/b')])   # only bob's own reflection
 
     async def test_request_to_offline_user(self):
@@ -271,21 +282,21 @@ class SubscriptionTests(PresenceTestCase):
             await b.no_message(0.1)
             self.assertEqual(await collect_presences(b, 0.3), [], 'nothing before presence')
             send_presence(b)
-            got = await collect_presences(b, 0.5)
+            got = await collect_presences(b, 0.5, expect=2)
             self.assertEqual([pres_key(p) for p in got],
                              [('available', bob + '/b'), ('subscribe', alice)])
             check_request(got[1])
             await b.close()
             await self.settle(0.2)
         b = await self.im_client(bob, bpw, 'b', available=True)
-        check_request((await collect_presences(b, 0.5))[-1])
+        check_request((await collect_presences(b, 0.5, expect=2))[-1])
         send_presence(b, 'subscribed', to=alice)
         await take_pushes(b, 1)
         self.assertEqual(self.rows(bob)[alice][1:5], ('from', False, False, True))
         await b.close()
         await self.settle(0.2)
         b = await self.im_client(bob, bpw, 'b', available=True)
-        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.5)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.5, expect=1)],
                          [('available', bob + '/b')])
 
     async def test_request_reaches_available_resources(self):
@@ -296,12 +307,12 @@ class SubscriptionTests(PresenceTestCase):
         b2 = await self.im_client(bob, bpw, 'two', roster=True)
         await self.settled(a, b1, b2)
         send_presence(a, 'subscribe', to=bob)
-        self.assertEqual([pres_key(p) for p in await collect_presences(b1)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b1, 0.4, expect=1)],
                          [('subscribe', alice)])
         self.assertEqual(await collect_presences(b2, 0.1), [])
         # the other resource gets it once it becomes available
         send_presence(b2)
-        keys = [pres_key(p) for p in await collect_presences(b2)]
+        keys = [pres_key(p) for p in await collect_presences(b2, 0.4, expect=3)]
         self.assertEqual(sorted(keys), sorted([('available', bob + '/two'),
                                                ('available', bob + '/one'),
                                                ('subscribe', alice)]))
@@ -322,7 +333,7 @@ class SubscriptionTests(PresenceTestCase):
         await self.settle(0.2)
         self.assertNotIn(alice, self.rows(bob))
         b = await self.im_client(bob, bpw, 'b', available=True)
-        self.assertEqual([pres_key(p) for p in await collect_presences(b)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.4, expect=1)],
                          [('available', bob + '/b')])
 
     async def test_approval_creates_item(self):
@@ -334,7 +345,7 @@ class SubscriptionTests(PresenceTestCase):
         await self.settled(a, b)
         send_presence(a, 'subscribe', to=bob)
         await take_pushes(a, 1)
-        await collect_presences(b)
+        await collect_presences(b, 0.4, expect=1)
         send_presence(b, 'subscribed', to=alice)
         self.assertEqual(items_of((await take_pushes(b, 1))[0]), [(alice, None, 'from', None, [])])
         self.assertEqual(self.rows(bob)[alice], (None, 'from', False, False, True, []))
@@ -351,13 +362,13 @@ class SubscriptionTests(PresenceTestCase):
         self.assertEqual((await roster_set(a, bob, subscription='remove'))['type'], 'result')
         self.assertEqual(items_of((await take_pushes(a, 1))[0]),
                          [(bob, None, 'remove', None, [])])
-        got = await collect_presences(b, 0.6)
+        got = await collect_presences(b, 0.6, expect=3)
         self.assertEqual([pres_key(p) for p in got],
                          [('unavailable', alice + '/a'), ('unsubscribed', alice),
                           ('unsubscribe', alice)])
         self.assertEqual([items_of(p) for p in await take_pushes(b, 2)],
                          [[(alice, None, 'from', None, [])], [(alice, None, 'none', None, [])]])
-        self.assertEqual([pres_key(p) for p in await collect_presences(a, 0.3)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(a, 0.3, expect=1)],
                          [('unavailable', bob + '/b')])
         self.assertNotIn(bob, self.rows(alice))
         self.assertEqual(self.rows(bob)[alice][1:5], ('none', False, False, True))
@@ -419,7 +430,7 @@ class BroadcastTests(PresenceTestCase):
                                  (a2, [('available', alice + '/a'), ('available', carol + '/c')],
                                   alice + '/a2'),
                                  (c, [], None), (d, [], None)):
-            got = await collect_presences(client)
+            got = await collect_presences(client, 0.4, expect=len(want))
             self.assertEqual(sorted(pres_key(p) for p in got), sorted(want), client.boundjid)
             for p in got:
                 x = p.xml
@@ -438,13 +449,13 @@ class BroadcastTests(PresenceTestCase):
                                  ('available', carol + '/c'), ('subscribe', dave)]))
         # an update is broadcast the same way, and so is unavailable
         send_presence(a, status='Back')
-        self.assertEqual([pres_key(p) for p in await collect_presences(b)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.4, expect=1)],
                          [('available', alice + '/a')])
         send_presence(a, 'unavailable', status='Gone')
-        got = await collect_presences(b)
+        got = await collect_presences(b, 0.4, expect=1)
         self.assertEqual([pres_key(p) for p in got], [('unavailable', alice + '/a')])
         self.assertEqual(got[0].xml.findtext('{%s}status' % NS_CLIENT), 'Gone')
-        self.assertEqual([pres_key(p) for p in await collect_presences(a2)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(a2, 0.4, expect=2)],
                          [('available', alice + '/a'), ('unavailable', alice + '/a')])
         self.assertEqual(await collect_presences(c, 0.1), [])
         # a session that is no longer available goes away quietly
@@ -474,7 +485,7 @@ class BroadcastTests(PresenceTestCase):
         await self.settled(b1, b2, d)
         start = time.monotonic()
         a = await self.im_client(alice, apw, 'a', available=True)
-        got = await collect_presences(a, 0.8)
+        got = await collect_presences(a, 0.8, expect=5)
         keys = sorted(pres_key(p) for p in got)
         self.assertEqual(keys, sorted([('available', alice + '/a'),
                                        ('available', bob + '/b1'),
@@ -508,7 +519,7 @@ class BroadcastTests(PresenceTestCase):
                     await a.close()
                 else:
                     a.transport.abort()    # the TCP connection just breaks
-                got = await collect_presences(b, 1.0)
+                got = await collect_presences(b, 1.0, expect=1)
                 self.assertEqual([pres_key(p) for p in got], [('unavailable', alice + '/a')])
                 self.assertEqual((got[0].xml.get('to'), len(got[0].xml)), (bob, 0))
 
@@ -529,25 +540,25 @@ class BroadcastTests(PresenceTestCase):
         send_presence(a, to=carol, status='hi carol')
         send_presence(a, to=dave + '/d', status='hi dave')
         send_presence(a, to=bob, status='hi bob')
-        got = await collect_presences(c)
+        got = await collect_presences(c, 0.4, expect=1)
         self.assertEqual([pres_key(p) for p in got], [('available', alice + '/a')])
         self.assertEqual((got[0].xml.get('to'), got[0].xml.findtext('{%s}status' % NS_CLIENT)),
                          (carol, 'hi carol'))
-        self.assertEqual([pres_key(p) for p in await collect_presences(d, 0.1)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(d, 0.1, expect=1)],
                          [('available', alice + '/a')])
-        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.1)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.1, expect=1)],
                          [('available', alice + '/a')])
         # directed unavailable ends it for dave
         send_presence(a, 'unavailable', to=dave + '/d')
-        self.assertEqual([pres_key(p) for p in await collect_presences(d)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(d, 0.4, expect=1)],
                          [('unavailable', alice + '/a')])
         await a.close()
-        got = await collect_presences(c, 0.8)
+        got = await collect_presences(c, 0.8, expect=1)
         self.assertEqual([(pres_key(p), p.xml.get('to')) for p in got],
                          [(('unavailable', alice + '/a'), carol)])
         self.assertEqual(await collect_presences(d, 0.1), [])
         # bob is a subscriber: exactly one unavailable
-        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.1)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(b, 0.1, expect=1)],
                          [('unavailable', alice + '/a')])
 
     async def test_directed_before_initial_presence(self):
@@ -557,10 +568,10 @@ class BroadcastTests(PresenceTestCase):
         a = await self.im_client(alice, apw, 'a')
         await self.settled(a, c)
         send_presence(a, to=carol)
-        self.assertEqual([pres_key(p) for p in await collect_presences(c)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(c, 0.4, expect=1)],
                          [('available', alice + '/a')])
         a.transport.abort()
-        self.assertEqual([pres_key(p) for p in await collect_presences(c, 0.8)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(c, 0.8, expect=1)],
                          [('unavailable', alice + '/a')])
 
     async def test_own_resources(self):
@@ -569,19 +580,19 @@ class BroadcastTests(PresenceTestCase):
         a2 = await self.im_client(alice, apw, 'two')
         await self.settled(a1, a2)
         send_presence(a2, status='second', priority=1)
-        got = await collect_presences(a2)
+        got = await collect_presences(a2, 0.4, expect=2)
         self.assertEqual([pres_key(p) for p in got],
                          [('available', alice + '/two'), ('available', alice + '/one')])
         self.assertEqual([p.xml.findtext('{%s}status' % NS_CLIENT) for p in got],
                          ['second', 'first'])
         self.assertEqual([p.xml.get('to') for p in got], [alice + '/two'] * 2)
-        got = await collect_presences(a1)
+        got = await collect_presences(a1, 0.4, expect=1)
         self.assertEqual([(pres_key(p), p.xml.get('to')) for p in got],
                          [(('available', alice + '/two'), alice + '/one')])
         send_presence(a2, 'unavailable')
-        self.assertEqual([pres_key(p) for p in await collect_presences(a1)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(a1, 0.4, expect=1)],
                          [('unavailable', alice + '/two')])
-        self.assertEqual([pres_key(p) for p in await collect_presences(a2, 0.1)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(a2, 0.1, expect=1)],
                          [('unavailable', alice + '/two')])
 
     async def test_probe_from_client(self):
@@ -595,7 +606,7 @@ class BroadcastTests(PresenceTestCase):
         c = await self.im_client(carol, cpw, 'c')
         await self.settled(a, b, c)
         send_presence(b, 'probe', to=alice)
-        got = await collect_presences(b)
+        got = await collect_presences(b, 0.4, expect=1)
         self.assertEqual([(pres_key(p), p.xml.get('to')) for p in got],
                          [(('available', alice + '/a'), bob + '/b')])
         self.assertEqual(got[0].xml.findtext('{%s}status' % NS_CLIENT), 'here')
@@ -694,10 +705,10 @@ class ReloadTests(PresenceTestCase):
                          [('x@example.com', None, 'none', None, [])])
         # bob's presence still reaches alice, and so does his logout
         send_presence(b, status='after reload')
-        self.assertEqual([pres_key(p) for p in await collect_presences(a)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(a, 0.4, expect=1)],
                          [('available', bob + '/b')])
         await b.close()
-        self.assertEqual([pres_key(p) for p in await collect_presences(a, 0.8)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(a, 0.8, expect=1)],
                          [('unavailable', bob + '/b')])
 
     async def test_reload_presence_keeps_directed(self):
@@ -707,9 +718,9 @@ class ReloadTests(PresenceTestCase):
         a = await self.im_client(alice, apw, 'a', available=True)
         await self.settled(a, c)
         send_presence(a, to=carol)
-        self.assertEqual([pres_key(p) for p in await collect_presences(c)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(c, 0.4, expect=1)],
                          [('available', alice + '/a')])
         await self.in_thread(self.server.ctl, 'module', 'reload', 'presence')
         await a.close()
-        self.assertEqual([pres_key(p) for p in await collect_presences(c, 0.8)],
+        self.assertEqual([pres_key(p) for p in await collect_presences(c, 0.8, expect=1)],
                          [('unavailable', alice + '/a')])

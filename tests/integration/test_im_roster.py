@@ -107,11 +107,22 @@ def pres_key(p):
     return (x.get('type') or 'available', x.get('from'))
 
 
-async def collect_presences(c, wait=0.4):
-    """Every presence c receives within wait seconds (after those already
-    queued)."""
+async def collect_presences(c, wait=0.4, expect=None):
+    """The presences c receives: with expect, until that many have arrived
+    (or 10 s passed), then any more within wait seconds."""
     out = []
-    end = time.monotonic() + wait * c.pl_server.run.slow
+    slow = c.pl_server.run.slow
+    if expect:
+        end = time.monotonic() + 10 * slow
+        while len(out) < expect:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                out.append(await asyncio.wait_for(c.presences.get(), left))
+            except asyncio.TimeoutError:
+                break
+    end = time.monotonic() + wait * slow
     while True:
         left = end - time.monotonic()
         if left <= 0:
@@ -479,3 +490,52 @@ class RosterPersistenceTests(IMTestCase):
         self.assertEqual(items_of(res), [('x@example.com', 'X', 'none', None, ['A', 'B']),
                                          ('z@example.com', None, 'none', None, [])])
         self.assertEmptyResult(await roster_get(a, ver='4'))
+
+
+class RosterOutageTests(IMTestCase):
+    """Rosters of online accounts are served from memory; changes need
+    the database."""
+
+    async def test_database_down(self):
+        srv = self.parley(**IM_SERVER)
+        pg = self.run_ctx.pg
+        alice, apw = self.user(server=srv, prefix='alice')
+        bob, bpw = self.user(server=srv, prefix='bob')
+        a = await self.im_client(alice, apw, 'a', server=srv)
+        b = await self.im_client(bob, bpw, 'b', server=srv, available=True)
+        self.assertEmptyResult(await roster_set(a, bob, name='Bob'))
+        await take_pushes(a, 1)
+        await self.settle(0.3)
+        b.drain()
+        try:
+            await self.in_thread(pg.stop)
+            deadline = time.monotonic() + 10 * self.run_ctx.slow
+            while 'database: down' not in (await self.in_thread(srv.ctl, 'status')).stdout:
+                self.assertLess(time.monotonic(), deadline, 'parleyd did not notice')
+                await self.settle(0.2)
+            res = await roster_get(a, ver='')
+            self.assertEqual((query_of(res).get('ver'), items_of(res)),
+                             ('1', [(bob, 'Bob', 'none', None, [])]))
+            res = await roster_set(a, 'x@example.com')
+            self.assertIQError(res, 'wait', 'internal-server-error',
+                               'the roster storage is unavailable')
+            send_presence(a, 'subscribe', to=bob)
+            p = await a.next_presence()
+            self.assertEqual(pres_key(p), ('error', bob), xml_str(p))
+            self.assertEqual(error_of(p), ('wait', ['internal-server-error'],
+                                           'the roster storage is unavailable'))
+            await take_pushes(a, 0)
+            self.assertEqual(await collect_presences(b, 0.3), [])
+        finally:
+            if not pg.running:
+                await self.in_thread(pg.start)
+        deadline = time.monotonic() + 15 * self.run_ctx.slow
+        while True:
+            res = await roster_set(a, 'x@example.com')
+            if res['type'] == 'result' or time.monotonic() > deadline:
+                break
+            await self.settle(0.5)
+        self.assertEmptyResult(res)
+        check_push(self, (await take_pushes(a, 1))[0], a,
+                   ('x@example.com', None, 'none', None, []), ver='2')
+        self.assertEqual(sorted(self.rows(alice, srv)), sorted([bob, 'x@example.com']))

@@ -212,6 +212,66 @@ class PairTests(FedTestCase):
         self.assertRegex(line[4], r'^TLS1\.[23]/')
 
 
+class VirtualHostTests(FedTestCase):
+
+    async def test_each_local_domain_authenticates_its_own_stream(self):
+        a = self.fed('a.test', '127.0.0.2', start=False, extra_domains=('a2.test',))
+        b = self.fed('b.test', '127.0.0.3', start=False)
+        a.route_to(b)
+        b.route_to(a)
+        a.start()
+        b.start()
+        aj, apw = self.user(a, domain='a.test')
+        a2j, a2pw = self.user(a, domain='a2.test')
+        bj, bpw = self.user(b, domain='b.test')
+        ca = await self.online(aj, apw, server=a, resource='x')
+        ca2 = await self.online(a2j, a2pw, server=a, resource='x')
+        cb = await self.online(bj, bpw, server=b, resource='y')
+        ca.send_chat(bj + '/y', 'from a')
+        ca2.send_chat(bj + '/y', 'from a2')
+        got = {}
+        for _ in range(2):
+            m = await cb.next_message(timeout=10)
+            got[m['body']] = m['from'].full
+        self.assertEqual(got, {'from a': aj + '/x', 'from a2': a2j + '/x'})
+        cb.send_chat(a2j + '/x', 'to a2')
+        m = await ca2.next_message(timeout=10)
+        self.assertEqual((m['from'].full, m['body']), (bj + '/y', 'to a2'))
+        cb.send_chat(aj + '/x', 'to a')
+        m = await ca.next_message(timeout=10)
+        self.assertEqual((m['from'].full, m['body']), (bj + '/y', 'to a'))
+        la, lb = a.s2s(), b.s2s()
+        for local in ('a.test', 'a2.test'):
+            out = stream_line(la, 'out', local, 'b.test')
+            self.assertEqual(out[3], 'sasl-external', la)
+            inc = stream_line(lb, 'in', 'b.test', local)
+            self.assertEqual(inc[3], 'sasl-external', lb)
+            self.assertEqual(stream_line(lb, 'out', 'b.test', local)[3], 'sasl-external', lb)
+        self.assertEqual(len([f for f in la if f[0] == 'out']), 2, la)
+        # the two outgoing streams are separate connections
+        ports = {stream_line(lb, 'in', 'b.test', d)[5] for d in ('a.test', 'a2.test')}
+        self.assertEqual(len(ports), 2, lb)
+
+
+class Ipv6Tests(FedTestCase):
+
+    async def test_route_to_ipv6_loopback(self):
+        a = self.fed('a.test', '127.0.0.2', start=False)
+        b = self.fed('b.test', '::1', start=False)
+        a.route_to(b)
+        b.route_to(a)
+        a.start()
+        b.start()
+        aj, apw = self.user(a, domain='a.test')
+        bj, bpw = self.user(b, domain='b.test')
+        ca = await self.online(aj, apw, server=a, resource='x')
+        cb = await self.online(bj, bpw, server=b, resource='y')
+        ca.send_chat(bj + '/y', 'over IPv6')
+        self.assertEqual((await cb.next_message(timeout=10))['body'], 'over IPv6')
+        line = stream_line(a.s2s(), 'out', 'a.test', 'b.test')
+        self.assertEqual(line[5], '[::1]:%d' % b.s2s_port, line)
+
+
 class UnreachableTests(FedTestCase):
     """Stanzas for a domain that cannot be reached are bounced."""
 
@@ -315,3 +375,82 @@ class CtlTests(FedTestCase):
         r = a.ctl('s2s', 'extra', check=False)
         self.assertEqual(r.returncode, 2, r)
         self.assertEqual(a.s2s(), [])
+
+
+class OperationsTests(FedTestCase):
+    """Reloading and unloading the module, and reloading the config, while
+    streams are up."""
+
+    async def pair_online(self):
+        a, b = self.fed_pair()
+        aj, apw = self.user(a, domain='a.test')
+        bj, bpw = self.user(b, domain='b.test')
+        ca = await self.online(aj, apw, server=a, resource='x')
+        cb = await self.online(bj, bpw, server=b, resource='y')
+        ca.send_chat(bj + '/y', 'before')
+        self.assertEqual((await cb.next_message(timeout=10))['body'], 'before')
+        return a, b, aj, ca, bj, cb
+
+    async def test_module_reload_with_streams_up(self):
+        a, b, aj, ca, bj, cb = await self.pair_online()
+        self.assertEqual(len(a.s2s()), 1)
+        a.ctl('module', 'reload', 's2s')
+        self.assertEqual(a.s2s(), [])
+        b.wait_s2s(lambda l: not l, what='b.test to see its streams closed')
+        ca.send_chat(bj + '/y', 'after the reload')
+        self.assertEqual((await cb.next_message(timeout=10))['body'], 'after the reload')
+        cb.send_chat(aj + '/x', 'and back')
+        self.assertEqual((await ca.next_message(timeout=10))['body'], 'and back')
+
+    async def test_module_unload_and_load(self):
+        a, b, aj, ca, bj, cb = await self.pair_online()
+        a.ctl('module', 'unload', 's2s')
+        r = a.ctl('s2s', check=False)
+        self.assertEqual(r.returncode, 1)
+        # without the module the core bounces remote stanzas
+        ca.send_chat(bj + '/y', 'nobody takes this')
+        m = await ca.next_message(timeout=10)
+        self.assertStanzaError(m, 'cancel', 'remote-server-not-found')
+        # and nobody takes incoming connections: b cannot deliver
+        cb.send_chat(aj + '/x', 'knock knock')
+        m = await cb.next_message(timeout=15)
+        self.assertEqual(m['type'], 'error', xml_str(m))
+        a.ctl('module', 'load', 's2s')
+        ca.send_chat(bj + '/y', 'back again')
+        self.assertEqual((await cb.next_message(timeout=10))['body'], 'back again')
+        cb.send_chat(aj + '/x', 'welcome back')
+        self.assertEqual((await ca.next_message(timeout=15))['body'], 'welcome back')
+
+    async def test_config_reload_changes_routes(self):
+        a = self.fed('a.test', '127.0.0.2', start=False)
+        b = self.fed('b.test', '127.0.0.3', start=False)
+        with socket.socket() as s:
+            s.bind(('127.0.0.4', 0))
+            wrong = s.getsockname()[1]
+        a.route('b.test', '127.0.0.4', wrong)
+        b.route_to(a)
+        a.start()
+        b.start()
+        aj, apw = self.user(a, domain='a.test')
+        bj, bpw = self.user(b, domain='b.test')
+        ca = await self.online(aj, apw, server=a, resource='x')
+        cb = await self.online(bj, bpw, server=b, resource='y')
+        ca.send_chat(bj + '/y', 'lost')
+        m = await ca.next_message(timeout=10)
+        self.assertStanzaError(m, 'cancel', 'remote-server-not-found')
+        a.route_to(b)
+        a.ctl('reload')
+        await asyncio.sleep(1.0 * a.run.slow)   # the module rereads its options
+        ca.send_chat(bj + '/y', 'found')
+        self.assertEqual((await cb.next_message(timeout=10))['body'], 'found')
+
+    async def test_config_reload_with_a_bad_route_keeps_the_old_ones(self):
+        a, b, aj, ca, bj, cb = await self.pair_online()
+        a.routes['broken.test'] = 'host:99999'
+        a.write_config()
+        a.ctl('reload')
+        await asyncio.sleep(2.0 * a.run.slow)
+        self.assertEqual(a.log().count('keeping the previous options: invalid route target '
+                                       '"host:99999" for broken.test'), 1, a.log_tail(20))
+        ca.send_chat(bj + '/y', 'still routed')
+        self.assertEqual((await cb.next_message(timeout=10))['body'], 'still routed')

@@ -3,16 +3,13 @@ parleyd serving one domain with mod_s2s and an s2s listener on its own
 loopback address, and FedTestCase, which starts pairs of them routed to
 each other with the `routes` option. No tests live here."""
 
-import asyncio
 import os
-import re
 import socket
 import ssl
 import time
 import xml.etree.ElementTree as ET
 
-from harness import (DEFAULT_MODULES, NS_STREAM, Certs, Parley, ParleyTestCase, free_port,
-                     wait_until)
+from harness import DEFAULT_MODULES, NS_STREAM, Parley, ParleyTestCase, free_port, wait_until
 
 NS_SERVER = 'jabber:server'
 NS_DB = 'jabber:server:dialback'
@@ -43,7 +40,8 @@ class FedParley(Parley):
     module options in s2s_options (strings, written quoted)."""
 
     def __init__(self, run, domain, addr, *, s2s_options=None, ca_file=None, cert=None,
-                 s2s_require_tls=True, s2s_tls=False, extra_modules=(), **kw):
+                 s2s_require_tls=True, s2s_tls=False, extra_modules=(), extra_domains=(),
+                 **kw):
         self.domain = domain
         self.s2s_addr = addr
         self.s2s_port = s2s_port_pair()
@@ -56,7 +54,7 @@ class FedParley(Parley):
         modules = tuple(DEFAULT_MODULES) + ('s2s',) + built_modules(run.build) + \
             tuple(extra_modules)
         kw.setdefault('limits', {})
-        super().__init__(run, vhosts=(domain,), modules=modules, **kw)
+        super().__init__(run, vhosts=(domain,) + tuple(extra_domains), modules=modules, **kw)
 
     def config_text(self):
         text = super().config_text()
@@ -67,9 +65,10 @@ class FedParley(Parley):
             cert, key = self.run.certs.leaf(self.domain)
             text = text.replace('certificate "%s"; key "%s";' % (cert, key),
                                 'certificate "%s"; key "%s";' % self.cert_override)
-        lines = ['listen s2s %s:%d;' % (self.s2s_addr, self.s2s_port)]
+        addr = '[%s]' % self.s2s_addr if ':' in self.s2s_addr else self.s2s_addr
+        lines = ['listen s2s %s:%d;' % (addr, self.s2s_port)]
         if self.s2s_tls_port:
-            lines.append('listen s2s_tls %s:%d;' % (self.s2s_addr, self.s2s_tls_port))
+            lines.append('listen s2s_tls %s:%d;' % (addr, self.s2s_tls_port))
         opts = dict(self.s2s_options)
         if self.routes:
             opts['routes'] = ' '.join('%s=%s' % kv for kv in sorted(self.routes.items()))
@@ -85,8 +84,10 @@ class FedParley(Parley):
         self.write_config()
 
     def route_to(self, other, direct_tls=False):
-        self.route(other.domain, other.s2s_addr,
-                   other.s2s_tls_port if direct_tls else other.s2s_port, direct_tls)
+        """Routes every domain other serves to its listener."""
+        for domain in other.vhosts:
+            self.route(domain, other.s2s_addr,
+                       other.s2s_tls_port if direct_tls else other.s2s_port, direct_tls)
 
     def s2s(self):
         """`parleyctl s2s` as a list of field lists."""

@@ -6,9 +6,10 @@ required (RFC 6120 13.7.2, XEP-0178), dialback elements are answered as
 XEP-0220 says. Raw s2s peers (RawS2S) play the attacker."""
 
 import os
+import time
 import xml.etree.ElementTree as ET
 
-from harness import Certs, error_of, wait_until, xml_str
+from harness import Certs, xml_str
 from test_s2s_common import (NS_DB, NS_SASL, NS_STANZAS, NS_STREAM, NS_STREAMS, FedTestCase,
                              RawS2S, stream_line)
 
@@ -170,14 +171,33 @@ class ForgeryTests(FedTestCase):
         el = raw.next()
         self.assertEqual((el.get('from'), el.get('to'), el.get('id'), el.get('type')),
                          ('elsewhere.test', 'b.test', 'x1', 'error'))
-        self.assertEqual([c.tag for c in el.find('{jabber:server}error')], ['{%s}item-not-found' % NS_STANZAS])
+        self.assertEqual([c.tag for c in el.find('{jabber:server}error')],
+                         ['{%s}item-not-found' % NS_STANZAS])
         # a db:result for a domain not served here: a dialback error, the
         # stream stays
         raw.send("<db:result from='b.test' to='elsewhere.test'>%s</db:result>" % ('4' * 64))
         el = raw.next()
         self.assertEqual((el.tag, el.get('type')), ('{%s}result' % NS_DB, 'error'))
-        self.assertEqual([c.tag for c in el.find('{jabber:server}error')], ['{%s}item-not-found' % NS_STANZAS])
+        self.assertEqual([c.tag for c in el.find('{jabber:server}error')],
+                         ['{%s}item-not-found' % NS_STANZAS])
+        # nobody speaks for a domain served here
+        raw.send("<db:result from='a.test' to='a.test'>%s</db:result>" % ('6' * 64))
+        el = raw.next()
+        self.assertEqual((el.get('from'), el.get('to'), el.get('type')),
+                         ('a.test', 'a.test', 'error'))
+        self.assertEqual([c.tag for c in el.find('{jabber:server}error')],
+                         ['{%s}not-authorized' % NS_STANZAS])
         self.assertFalse(raw.closed)
+
+    async def test_unauthenticated_stream_times_out(self):
+        a = self.fed('a.test', '127.0.0.2', limits={'unauth_timeout': '2s'})
+        raw = RawS2S(a, slow=a.run.slow)
+        self.addCleanup(raw.close)
+        raw.open('b.test', 'a.test')
+        started = time.monotonic()
+        self.assertTrue(raw.read_to_close(timeout=10))
+        self.assertGreaterEqual(time.monotonic() - started, 1.5)
+        self.assertEqual(stream_error(raw), 'connection-timeout')
 
 
 class CertificateTests(FedTestCase):
@@ -217,6 +237,52 @@ class CertificateTests(FedTestCase):
         self.assertEqual(stream_error(raw), 'invalid-from')
         await ca.no_message(wait=0.5)
 
+    async def test_several_domains_on_one_stream(self):
+        """Dialback multiplexing (XEP-0220 section 2.5): a certificate valid
+        for two domains authenticates both pairs on one stream at once
+        (XEP-0344), a third domain is refused."""
+        a = self.strict_a()
+        aj, apw = self.user(a, domain='a.test')
+        ca = await self.online(aj, apw, server=a, resource='x')
+        certs = self.run_ctx.certs
+        key = os.path.join(certs.dir, 'multi.key')
+        cert = os.path.join(certs.dir, 'multi.pem')
+        if not os.path.exists(cert):
+            certs._privkey(key)
+            tmpl = certs._template('multi', 'cn = "b.test"\ndns_name = "b.test"\n'
+                                   'dns_name = "muc.b.test"\ntls_www_server\ntls_www_client\n'
+                                   'signing_key\nencryption_key\nexpiration_days = 30\n')
+            certs._run(['certtool', '--generate-certificate', '--load-privkey', key,
+                        '--load-ca-certificate', certs.ca, '--load-ca-privkey', certs.ca_key,
+                        '--hash=SHA256', '--template', tmpl, '--outfile', cert])
+        raw = RawS2S(a, slow=a.run.slow)
+        self.addCleanup(raw.close)
+        raw.open('b.test', 'a.test')
+        raw.starttls('b.test', 'a.test', cert=(cert, key))
+        for dom in ('b.test', 'muc.b.test', 'c.test'):
+            raw.send("<db:result from='%s' to='a.test'>%s</db:result>" % (dom, '7' * 64))
+        results = [raw.next() for _ in range(2)]
+        self.assertEqual([(r.get('from'), r.get('to'), r.get('type')) for r in results],
+                         [('a.test', 'b.test', 'valid'), ('a.test', 'muc.b.test', 'valid')])
+        for dom in ('b.test', 'muc.b.test'):
+            raw.send("<message from='room@%s/nick' to='%s/x' type='chat'><body>hi from %s"
+                     "</body></message>" % (dom, aj, dom))
+            m = await ca.next_message(timeout=10)
+            self.assertEqual((m['from'].full, m['body']), ('room@%s/nick' % dom, 'hi from ' + dom))
+        lines = a.s2s()
+        self.assertEqual(stream_line(lines, 'in', 'a.test', 'b.test')[3], 'dialback')
+        self.assertEqual(stream_line(lines, 'in', 'a.test', 'muc.b.test')[3], 'dialback')
+        # c.test is not covered by the certificate and certificates are
+        # required: a dialback error, and its stanzas end the stream
+        el = raw.next()
+        self.assertEqual((el.get('from'), el.get('to'), el.get('type')),
+                         ('a.test', 'c.test', 'error'))
+        raw.send("<message from='x@c.test/r' to='%s/x' type='chat'><body>x</body></message>"
+                 % aj)
+        self.assertTrue(raw.read_to_close(timeout=10))
+        self.assertEqual(stream_error(raw), 'invalid-from')
+        await ca.no_message(wait=0.5)
+
     async def test_stanza_to_unknown_host_closes_the_stream(self):
         a = self.strict_a()
         raw = RawS2S(a, slow=a.run.slow)
@@ -248,7 +314,8 @@ class CertificateTests(FedTestCase):
         raw.send("<db:result from='b.test' to='a.test'>%s</db:result>" % ('5' * 64))
         el = raw.next()
         self.assertEqual((el.tag, el.get('type')), ('{%s}result' % NS_DB, 'error'))
-        self.assertEqual([c.tag for c in el.find('{jabber:server}error')], ['{%s}not-authorized' % NS_STANZAS])
+        self.assertEqual([c.tag for c in el.find('{jabber:server}error')],
+                         ['{%s}not-authorized' % NS_STANZAS])
         raw.send("<message from='bob@b.test/r' to='%s/x' type='chat'><body>x</body></message>"
                  % aj)
         self.assertTrue(raw.read_to_close(timeout=10))

@@ -84,8 +84,10 @@ typedef int (*pl_hook_fn)(pl_event *ev, void *ud);
 int pl_hook(pl_module *m, const char *event, pl_hook_fn fn, void *ud, int priority);
 
 /* As pl_hook, but on the server-wide table, for events without a host:
- *   route/remote   a stanza to a domain not served here
- *   host/added host/removed */
+ *   route/remote     a stanza to a domain not served here
+ *   server/stopping  shutdown began: close the streams the module owns
+ *   ctl/s2s          `parleyctl s2s`: append lines to the pl_buf in
+ *                    ev->data (no handler: federation is not enabled) */
 int pl_hook_global(pl_module *m, const char *event, pl_hook_fn fn, void *ud, int priority);
 
 /* Runs the chain of an event on host h (NULL: the global table). Returns
