@@ -114,9 +114,10 @@ static int is_subscription(const char *type)
 static int presence_bare(pl_event *ev, void *ud)
 {
     const char *type = type_of(ev->stanza);
-    /* directed available/unavailable presence goes to every available
-     * resource; subscriptions and probes belong to the presence module */
-    if (*type && strcmp(type, "unavailable") != 0)
+    /* directed available/unavailable presence, and presence errors (a
+     * bounced subscription, say), go to every available resource;
+     * subscriptions and probes belong to the presence module */
+    if (*type && strcmp(type, "unavailable") != 0 && strcmp(type, "error") != 0)
         return PL_HANDLED;
     pl__user *u = pl__sessions_user(ev->host, ev->to->node);
     for (pl_session *s = u ? u->sessions : NULL; s; s = s->next_res)
