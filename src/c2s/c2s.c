@@ -129,7 +129,7 @@ void pl__c2s_close(pl_session *s, const char *condition, const char *text)
 
 /* ==== idle trimming ==== */
 
-#define IDLE_TRIM_MS 5000
+#define IDLE_TRIM_MS 1000
 
 struct trim_ctx {
     long long now;

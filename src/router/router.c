@@ -318,7 +318,8 @@ static void track_presence(pl_session *s, pl_stanza *st)
         s->available = 1;
         s->priority = prio;
         pl_stanza_unref(s->presence);
-        s->presence = pl_stanza_ref(st);
+        /* kept for the session's lifetime: a copy sized to its content */
+        s->presence = pl_stanza_copy(st);
         if (first) {
             pl_event ev = { .name = "session/available", .stanza = st, .origin = s,
                             .host = s->host, .from = s->jid };

@@ -15,11 +15,12 @@
 /* ==== internals ==== */
 
 /* Allocates a stanza with one reference and no root; the inline arena
- * chunk holds at least hint bytes (0: the default). */
+ * chunk holds exactly hint bytes (rounded up), or the default size when
+ * hint is 0. */
 pl_stanza *pl__stanza_alloc(size_t hint)
 {
     size_t inl = STANZA_BLOCK - sizeof(pl_stanza);
-    if (hint > inl)
+    if (hint)
         inl = (hint + PL_ARENA_ALIGN - 1) & ~(size_t)(PL_ARENA_ALIGN - 1);
     pl_stanza *st = pl_malloc(sizeof(*st) + inl);
     st->refs = 1;
@@ -170,9 +171,45 @@ static pl_node *copy_tree(pl_stanza *st, pl_node *parent, const pl_node *src)
 }
 
 /* A deep copy of st with one reference, sized to fit in one block. */
+/* Arena bytes a copy of one node needs, children excluded (an upper
+ * bound: every allocation padded to the arena's alignment). */
+static size_t node_bytes(const pl_node *n)
+{
+    const size_t pad = PL_ARENA_ALIGN;
+    size_t total = sizeof(pl_node) + pad;
+    if (!n->name)
+        return total + n->text_len + 1;
+    total += strlen(n->name) + 1 + strlen(n->ns) + 1;
+    for (const pl_attr *a = n->attrs; a; a = a->next)
+        total += sizeof(pl_attr) + pad + strlen(a->name) + 1 + strlen(a->value) + 1;
+    return total;
+}
+
+/* The same for the whole tree under top, walked without recursion (the
+ * depth is bounded only by the stanza size limit). */
+static size_t tree_bytes(const pl_node *top)
+{
+    size_t total = 0;
+    const pl_node *n = top;
+    for (;;) {
+        total += node_bytes(n);
+        if (n->first) {
+            n = n->first;
+            continue;
+        }
+        while (n != top && !n->next)
+            n = n->parent;
+        if (n == top)
+            return total;
+        n = n->next;
+    }
+}
+
+/* A deep copy in one block sized to the tree, so kept stanzas (a
+ * session's last presence, queued stanzas) hold no slack. */
 pl_stanza *pl_stanza_copy(const pl_stanza *st)
 {
-    pl_stanza *c = pl__stanza_alloc(st->arena.size);
+    pl_stanza *c = pl__stanza_alloc(tree_bytes(st->root));
     c->root = copy_tree(c, NULL, st->root);
     return c;
 }

@@ -10,7 +10,9 @@
  * pl_xml_stream_free must not be called from inside a callback; callers
  * defer it. pl_xml_stream_restart may be called from any callback. */
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <expat.h>
 #include <parley/base.h>
 #include <parley/stanza.h>
@@ -83,7 +85,10 @@ struct pl_xml_stream {
  * blocks. Expat's callbacks carry no context, so the stream being parsed
  * is named in cur_pool around every expat call. */
 
-#define CHUNK_SIZE (12 * 1024)
+/* One chunk is one anonymous mapping of CHUNK_MAP bytes, so releasing it
+ * returns exactly its pages to the system. */
+#define CHUNK_MAP (12 * 1024)
+#define CHUNK_SIZE (CHUNK_MAP - offsetof(mem_chunk, data))
 #define BIG_BLOCK (4 * 1024)
 #define BIG_FLAG ((size_t)1)
 
@@ -117,7 +122,14 @@ static void *pool_malloc(size_t n)
     }
     mem_chunk *c = cur_pool->chunks;
     if (!c || CHUNK_SIZE - c->used < need) {
-        c = pl_malloc(sizeof(mem_chunk) + CHUNK_SIZE);
+        void *m = mmap(NULL, CHUNK_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            /* out of mappings: an ordinary heap block will do */
+            h = pl_malloc(sizeof(mem_hdr) + n);
+            h->size = (n << 1) | BIG_FLAG;
+            return h + 1;
+        }
+        c = m;
         c->used = 0;
         c->next = cur_pool->chunks;
         cur_pool->chunks = c;
@@ -161,7 +173,7 @@ static void pool_release(mem_pool *pool)
     while (pool->chunks) {
         mem_chunk *c = pool->chunks;
         pool->chunks = c->next;
-        pl_free(c);
+        munmap(c, CHUNK_MAP);
     }
 }
 
