@@ -20,9 +20,6 @@
 #include "bench_conn.h"
 #include "bench_stats.h"
 
-#define NS (1000000000ull)
-#define MS (1000000ull)
-
 /* ==== options ==== */
 
 static struct options {
