@@ -104,6 +104,7 @@ typedef union mem_hdr {
 } mem_hdr;
 
 static mem_pool *cur_pool;
+static size_t mapped_total;   /* bytes of chunks mapped by all streams */
 
 static size_t round_up(size_t n)
 {
@@ -130,6 +131,7 @@ static void *pool_malloc(size_t n)
             return h + 1;
         }
         c = m;
+        mapped_total += CHUNK_MAP;
         c->used = 0;
         c->next = cur_pool->chunks;
         cur_pool->chunks = c;
@@ -174,6 +176,7 @@ static void pool_release(mem_pool *pool)
         mem_chunk *c = pool->chunks;
         pool->chunks = c->next;
         munmap(c, CHUNK_MAP);
+        mapped_total -= CHUNK_MAP;
     }
 }
 
@@ -721,6 +724,12 @@ void pl_xml_stream_trim(pl_xml_stream *xs)
         release_parser(xs);
     else if (xs->state == OPEN && xs->depth == 1 && !xs->st && xs->pos == xs->start && xs->hdr_raw)
         release_parser(xs);
+}
+
+/* Bytes of parser memory mapped by all streams at this moment. */
+size_t pl_xml_stream_mapped(void)
+{
+    return mapped_total;
 }
 
 /* Replaces the byte limit of one top-level element (0: none). */

@@ -50,6 +50,10 @@ void pl_xml_stream_restart(pl_xml_stream *xs, int discard_rest);
  * (between stanzas); the next feed re-creates what it needs. */
 void pl_xml_stream_trim(pl_xml_stream *xs);
 
+/* Bytes of parser memory (each stream's expat pool) mapped by all
+ * streams right now; a trimmed stream holds none. */
+size_t pl_xml_stream_mapped(void);
+
 /* Replaces the size limit. */
 void pl_xml_stream_set_limit(pl_xml_stream *xs, size_t max_stanza);
 
