@@ -29,6 +29,8 @@ typedef struct pl_bench_cfg {
     int tls;                   /* STARTTLS before authenticating */
     int scram;                 /* SCRAM-SHA-1 instead of PLAIN */
     int raw;                   /* no XMPP: "PAIR n\n" then bare stanzas */
+    int pipeline;              /* send SASL after the header and binding after the
+                                  restart without waiting for the features */
 } pl_bench_cfg;
 
 /* One top-level element received. Strings are never NULL ("" when the
@@ -77,6 +79,8 @@ struct pl_bench_conn {
     int depth, cap_depth;
     int in_parse;
     int action;                /* what to do once XML_Parse returns */
+    int skip_features;         /* pipelining: the next <features/> needs no answer */
+    const char *bind_extra;    /* sent right after the bind request, or NULL */
     char el_name[32], el_type[32], el_id[48], el_from[160], el_child[48];
     int el_body, el_items, el_both;
     pl_buf text;

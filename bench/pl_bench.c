@@ -41,6 +41,7 @@ static struct options {
     int login_window;
     int json;
     int raw;
+    int pipeline;        /* login without waiting for features (XEP-0305) */
     int online;          /* roster: contacts online */
     int messages;        /* offline: messages stored */
     double timeout;
@@ -83,6 +84,8 @@ static void usage(FILE *f)
         "  --run-id ID            tag put in every message body (r)\n"
         "  --body-size N          message body length in bytes (64)\n"
         "  --raw                  no XMPP handshake (against bench/relay)\n"
+        "  --pipeline             send SASL with the header, and binding and\n"
+        "                         presence with the restarted header\n"
         "  --verbose              trace every stanza received to stderr\n"
         "  --json                 print the result as one JSON line\n");
 }
@@ -121,7 +124,7 @@ static int parse_options(int argc, char **argv)
 {
     enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PASSWORD, O_COUNT, O_SRC,
            O_TLS, O_MECH, O_SCENARIO, O_DURATION, O_WARMUP, O_RATE, O_WINDOW, O_LWINDOW,
-           O_JSON, O_RAW, O_ONLINE, O_MESSAGES, O_TIMEOUT, O_PIDS, O_RUNID, O_BODY, O_VERBOSE, O_HELP };
+           O_JSON, O_RAW, O_ONLINE, O_MESSAGES, O_TIMEOUT, O_PIDS, O_RUNID, O_BODY, O_VERBOSE, O_PIPELINE, O_HELP };
     static const struct option longopts[] = {
         { "host", 1, 0, O_HOST }, { "port", 1, 0, O_PORT }, { "domain", 1, 0, O_DOMAIN },
         { "users", 1, 0, O_USERS }, { "first", 1, 0, O_FIRST },
@@ -130,6 +133,7 @@ static int parse_options(int argc, char **argv)
         { "scenario", 1, 0, O_SCENARIO }, { "duration", 1, 0, O_DURATION },
         { "warmup", 1, 0, O_WARMUP }, { "rate", 1, 0, O_RATE }, { "window", 1, 0, O_WINDOW },
         { "login-window", 1, 0, O_LWINDOW }, { "json", 0, 0, O_JSON }, { "raw", 0, 0, O_RAW },
+        { "pipeline", 0, 0, O_PIPELINE },
         { "online", 1, 0, O_ONLINE }, { "messages", 1, 0, O_MESSAGES },
         { "timeout", 1, 0, O_TIMEOUT }, { "server-pid", 1, 0, O_PIDS },
         { "run-id", 1, 0, O_RUNID }, { "body-size", 1, 0, O_BODY }, { "verbose", 0, 0, O_VERBOSE },
@@ -168,6 +172,7 @@ static int parse_options(int argc, char **argv)
         case O_LWINDOW: o.login_window = atoi(optarg); break;
         case O_JSON: o.json = 1; break;
         case O_RAW: o.raw = 1; break;
+        case O_PIPELINE: o.pipeline = 1; break;
         case O_ONLINE: o.online = atoi(optarg); break;
         case O_MESSAGES: o.messages = atoi(optarg); break;
         case O_TIMEOUT: o.timeout = atof(optarg); break;
@@ -387,6 +392,7 @@ static void login_more(void)
     for (int guard = 0; guard < 10000000 && lb.inflight < o.login_window && lb.next < lb.hi;
          guard++) {
         pl_bench_conn *c = &conns[lb.next++];
+        c->bind_extra = o.pipeline && lb.presence && !o.raw ? "<presence/>" : NULL;
         lb.inflight++;
         pl_bench_conn_start(c);
     }
@@ -419,7 +425,7 @@ static void on_online(pl_bench_conn *c)
         lb.ok++;
         pl_hist_record(&lb.hist, c->t_online - c->t_start);
     }
-    if (lb.presence && !o.raw)
+    if (lb.presence && !o.raw && !c->bind_extra)
         pl_bench_conn_sendstr(c, "<presence/>");
     if (scenario_online)
         scenario_online(c);
@@ -1087,6 +1093,7 @@ int main(int argc, char **argv)
     cfg.tls = o.tls;
     cfg.scram = o.scram;
     cfg.raw = o.raw;
+    cfg.pipeline = o.pipeline;
     nconns = conn_total();
     check_fd_limit(nconns);
     conns = pl_calloc((size_t)nconns, sizeof *conns);

@@ -154,6 +154,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     pl__sessions_each_raw(trim_one, &t);
     if (t.trimmed)
         pl_debug("c2s: released the parsers of %d idle sessions", t.trimmed);
+    pl_xml_stream_shrink_cache();
     /* hand the pages freed by many idle sessions back to the system */
     if (t.trimmed >= 64)
         malloc_trim(0);

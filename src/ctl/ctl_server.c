@@ -138,8 +138,9 @@ static int cmd_status(int argc, char **argv, pl_buf *out)
     pl_buf_printf(out, "database: %s\n", pl_db_available() ? "up" : "down");
     struct mallinfo2 mi = mallinfo2();
     pl_buf_printf(out, "memory: %zu KiB allocated, %zu KiB held by the allocator, "
-                  "%zu KiB of XML parsers\n", mi.uordblks / 1024,
-                  (mi.arena + mi.hblkhd) / 1024, pl_xml_stream_mapped() / 1024);
+                  "%zu KiB of XML parsers (%zu KiB kept for reuse)\n", mi.uordblks / 1024,
+                  (mi.arena + mi.hblkhd) / 1024, pl_xml_stream_mapped() / 1024,
+                  pl_xml_stream_cached() / 1024);
     pl_buf_puts(out, "modules:");
     pl__modules_each(NULL, status_module, out);
     pl_buf_putc(out, '\n');

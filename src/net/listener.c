@@ -71,8 +71,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             }
             return;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         char peer[80];
         peer_name(&ss, peer, sizeof peer);
         if (!handlers[l->role]) {
@@ -115,6 +113,8 @@ static int open_one(const pl_listen_conf *lc, char *err, size_t errlen)
     }
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* accepted connections inherit it from the listening socket (Linux) */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (ss.ss_family == AF_INET6 && strcmp(lc->host, "*") == 0)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 4096) != 0) {

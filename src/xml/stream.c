@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <expat.h>
+#include <gnutls/crypto.h>
 #include <parley/base.h>
 #include <parley/stanza.h>
 #include "xml/arena.h"
@@ -106,6 +107,65 @@ typedef union mem_hdr {
 static mem_pool *cur_pool;
 static size_t mapped_total;   /* bytes of chunks mapped by all streams */
 
+/* Chunks released by parsers are kept for the next parsers, so a stream
+ * restart or a new connection costs no system call and touches no fresh
+ * pages. The cache follows demand: pl_xml_stream_shrink_cache, called
+ * once a second, keeps at most as many chunks as parsers took in the
+ * second before, so a steady stream of logins reuses the chunks that the
+ * idle sweep freed, and a quiet second empties the cache. CACHE_MAX
+ * bounds it in any case. */
+#define CACHE_MAX 8192
+static mem_chunk *cache;
+static size_t cache_n;        /* chunks in the cache */
+static size_t taken;          /* chunks parsers took since the last shrink */
+
+static mem_chunk *chunk_get(void)
+{
+    taken++;
+    if (cache) {
+        mem_chunk *c = cache;
+        cache = c->next;
+        cache_n--;
+        return c;
+    }
+    /* populated at once: one system call instead of a fault per page */
+    void *m = mmap(NULL, CHUNK_MAP, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    mapped_total += CHUNK_MAP;
+    return m;
+}
+
+static void chunk_unmap(mem_chunk *c)
+{
+    munmap(c, CHUNK_MAP);
+    mapped_total -= CHUNK_MAP;
+}
+
+static void chunk_put(mem_chunk *c)
+{
+    if (cache_n >= CACHE_MAX) {
+        chunk_unmap(c);
+        return;
+    }
+    c->next = cache;
+    cache = c;
+    cache_n++;
+}
+
+/* Unmaps the cached chunks beyond the last second's demand. */
+void pl_xml_stream_shrink_cache(void)
+{
+    for (size_t guard = 0; cache_n > taken && cache && guard < CACHE_MAX; guard++) {
+        mem_chunk *c = cache;
+        cache = c->next;
+        cache_n--;
+        chunk_unmap(c);
+    }
+    taken = 0;
+}
+
 static size_t round_up(size_t n)
 {
     size_t a = sizeof(max_align_t);
@@ -123,15 +183,13 @@ static void *pool_malloc(size_t n)
     }
     mem_chunk *c = cur_pool->chunks;
     if (!c || CHUNK_SIZE - c->used < need) {
-        void *m = mmap(NULL, CHUNK_MAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) {
+        c = chunk_get();
+        if (!c) {
             /* out of mappings: an ordinary heap block will do */
             h = pl_malloc(sizeof(mem_hdr) + n);
             h->size = (n << 1) | BIG_FLAG;
             return h + 1;
         }
-        c = m;
-        mapped_total += CHUNK_MAP;
         c->used = 0;
         c->next = cur_pool->chunks;
         cur_pool->chunks = c;
@@ -175,8 +233,7 @@ static void pool_release(mem_pool *pool)
     while (pool->chunks) {
         mem_chunk *c = pool->chunks;
         pool->chunks = c->next;
-        munmap(c, CHUNK_MAP);
-        mapped_total -= CHUNK_MAP;
+        chunk_put(c);
     }
 }
 
@@ -507,6 +564,11 @@ static void create_parser(pl_xml_stream *xs)
         pl_log(PL_LOG_ERROR, "cannot create an XML parser");
         abort();
     }
+    /* Expat salts its name hashes against collision floods; a salt from
+     * GnuTLS's nonce generator spares it a getrandom call per parser. */
+    unsigned long salt = 0;
+    gnutls_rnd(GNUTLS_RND_NONCE, &salt, sizeof salt);
+    XML_SetHashSalt(xs->p, salt | 1);
     install(xs);
 }
 
@@ -726,10 +788,16 @@ void pl_xml_stream_trim(pl_xml_stream *xs)
         release_parser(xs);
 }
 
-/* Bytes of parser memory mapped by all streams at this moment. */
+/* Bytes of parser memory held by all streams at this moment. */
 size_t pl_xml_stream_mapped(void)
 {
-    return mapped_total;
+    return mapped_total - cache_n * CHUNK_MAP;
+}
+
+/* Bytes of released parser memory kept for reuse. */
+size_t pl_xml_stream_cached(void)
+{
+    return cache_n * CHUNK_MAP;
 }
 
 /* Replaces the byte limit of one top-level element (0: none). */

@@ -54,6 +54,14 @@ void pl_xml_stream_trim(pl_xml_stream *xs);
  * streams right now; a trimmed stream holds none. */
 size_t pl_xml_stream_mapped(void);
 
+/* Bytes of parser memory released by streams and kept for the next ones
+ * (no system call, no fresh pages per stream restart or connection). */
+size_t pl_xml_stream_cached(void);
+
+/* Unmaps the kept parser memory that no stream took since the previous
+ * call; called once a second, it empties the cache after a quiet second. */
+void pl_xml_stream_shrink_cache(void);
+
 /* Replaces the size limit. */
 void pl_xml_stream_set_limit(pl_xml_stream *xs, size_t max_stanza);
 

@@ -650,8 +650,14 @@ PL_TEST(trim_between_stanzas)
     pl_buf_free(&big);
     /* the parser's memory is its own mappings: trimming unmaps them all */
     CHECK(pl_xml_stream_mapped() >= 8 * 1024);
+    size_t held = pl_xml_stream_mapped();
     pl_xml_stream_trim(r->xs);
     CHECK_EQ(pl_xml_stream_mapped(), 0);
+    /* the chunks are kept for the next parser until a quiet second passes */
+    CHECK_EQ(pl_xml_stream_cached(), held);
+    pl_xml_stream_shrink_cache();
+    pl_xml_stream_shrink_cache();
+    CHECK_EQ(pl_xml_stream_cached(), 0);
     pl_buf_reset(&r->log);
     CHECK_EQ(feed(r, "<db:result from='x' to='y'>k</db:result> "), 0);
     pl_xml_stream_trim(r->xs);
