@@ -196,12 +196,19 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         pl__c2s_close(s, "connection-timeout", "idle for too long");
 }
 
+/* Arms the session's timeout, or frees the timer when there is none
+ * (the default for bound sessions: no idle timeout), so an idle session
+ * does not keep an event it will never use. */
 static void arm_timer(pl_session *s, long long seconds)
 {
     if (seconds <= 0) {
-        event_del(s->timer);
+        if (s->timer)
+            event_free(s->timer);
+        s->timer = NULL;
         return;
     }
+    if (!s->timer)
+        s->timer = evtimer_new(pl__loop_base(), on_timer, s);
     struct timeval tv = { (time_t)seconds, 0 };
     event_add(s->timer, &tv);
 }
@@ -215,7 +222,6 @@ void pl__c2s_accept(int fd, const char *peer, int direct_tls)
     pl__sessions_register(s);
     s->conn = pl__conn_new(fd, peer, &conn_handler, s);
     s->xs = pl_xml_stream_new(&xml_cb, s, PL_NS_CLIENT, (size_t)limits()->max_stanza_size);
-    s->timer = evtimer_new(pl__loop_base(), on_timer, s);
     arm_timer(s, limits()->unauth_timeout);
     s->rate_tokens = limits()->c2s_burst;
     s->rate_stamp = s->last_input = pl__now_ms();
