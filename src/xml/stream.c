@@ -119,6 +119,14 @@ static mem_chunk *cache;
 static size_t cache_n;        /* chunks in the cache */
 static size_t taken;          /* chunks parsers took since the last shrink */
 
+/* Fresh chunks are carved from regions of REGION_CHUNKS populated in one
+ * mapping, so a burst of new connections costs one system call per
+ * REGION_CHUNKS parsers instead of one mapping and three page faults
+ * each. Released chunks are unmapped one by one like any other. */
+#define REGION_CHUNKS 32
+static char *region;          /* the unused rest of the current region */
+static size_t region_left;    /* chunks in it */
+
 static mem_chunk *chunk_get(void)
 {
     taken++;
@@ -128,13 +136,19 @@ static mem_chunk *chunk_get(void)
         cache_n--;
         return c;
     }
-    /* populated at once: one system call instead of a fault per page */
-    void *m = mmap(NULL, CHUNK_MAP, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-    if (m == MAP_FAILED)
-        return NULL;
+    if (!region_left) {
+        void *m = mmap(NULL, REGION_CHUNKS * CHUNK_MAP, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+        region = m;
+        region_left = REGION_CHUNKS;
+    }
+    mem_chunk *c = (mem_chunk *)region;
+    region += CHUNK_MAP;
+    region_left--;
     mapped_total += CHUNK_MAP;
-    return m;
+    return c;
 }
 
 static void chunk_unmap(mem_chunk *c)
@@ -154,7 +168,8 @@ static void chunk_put(mem_chunk *c)
     cache_n++;
 }
 
-/* Unmaps the cached chunks beyond the last second's demand. */
+/* Unmaps the cached chunks beyond the last second's demand, and after a
+ * second in which no parser was made, the unused rest of the region. */
 void pl_xml_stream_shrink_cache(void)
 {
     for (size_t guard = 0; cache_n > taken && cache && guard < CACHE_MAX; guard++) {
@@ -162,6 +177,11 @@ void pl_xml_stream_shrink_cache(void)
         cache = c->next;
         cache_n--;
         chunk_unmap(c);
+    }
+    if (!taken && region_left) {
+        munmap(region, region_left * CHUNK_MAP);
+        region = NULL;
+        region_left = 0;
     }
     taken = 0;
 }
