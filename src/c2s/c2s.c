@@ -60,8 +60,12 @@ static void send_header(pl_session *s, const char *from, const char *to)
     pl_buf *out = pl__conn_out(s->conn);
     unsigned char rnd[8];
     pl_random(rnd, sizeof rnd);
-    for (int i = 0; i < 8; i++)
-        snprintf(s->stream_id + 2 * i, 3, "%02x", rnd[i]);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; i++) {
+        s->stream_id[2 * i] = hex[rnd[i] >> 4];
+        s->stream_id[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    s->stream_id[16] = '\0';
     pl_buf_puts(out, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                      "xmlns:stream='http://etherx.jabber.org/streams' id='");
     pl_buf_puts(out, s->stream_id);
