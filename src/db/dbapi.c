@@ -1,6 +1,7 @@
 /* db/dbapi.c: the module API's database calls. Each query a module makes
  * is tracked on the module so that unloading it cancels the query (its
- * callback, code in the module being closed, never runs). */
+ * callback, code in the module being closed, never runs); notification
+ * subscriptions are tracked likewise and end with the module. */
 #include "core/modmgr.h"
 #include "db/pg.h"
 
@@ -11,6 +12,15 @@ struct pl__dbq {
     pl_db_cb cb;
     void *ud;
 };
+
+/* A module's subscription to a notification channel. */
+typedef struct tracked_listen {
+    struct tracked_listen *next;
+    pl_module *m;
+    struct pl_pg_listen *l;
+} tracked_listen;
+
+static tracked_listen *listens;
 
 void pl__module_cancel_queries(pl_module *m);
 
@@ -57,6 +67,25 @@ int pl_db_query(pl_module *m, const char *sql, int nparams, const char *const *p
     return PL_OK;
 }
 
+/* Ends m's subscriptions. */
+static void drop_listens(pl_module *m)
+{
+    tracked_listen **pp = &listens;
+    while (*pp) {
+        tracked_listen *t = *pp;
+        if (t->m != m) {
+            pp = &t->next;
+            continue;
+        }
+        *pp = t->next;
+        pl_pg_unlisten(t->l);
+        pl_free(t);
+    }
+}
+
+/* Called by the module manager when m unloads: cancels m's pending
+ * queries (their callbacks never run) and ends its notification
+ * subscriptions. */
 void pl__module_cancel_queries(pl_module *m)
 {
     while (m->queries) {
@@ -65,6 +94,28 @@ void pl__module_cancel_queries(pl_module *m)
         pl_pg_cancel(t->q);
         pl_free(t);
     }
+    drop_listens(m);
+}
+
+/* Subscribes cb to a notification channel for module m (see module.h);
+ * the subscription ends when m unloads. */
+int pl_db_listen(pl_module *m, const char *channel, pl_db_notify_cb cb, void *ud)
+{
+    struct pl_pg_listen *l = pl_pg_listen(channel, cb, ud);
+    if (!l)
+        return PL_EINVAL;
+    tracked_listen *t = pl_calloc(1, sizeof *t);
+    t->m = m;
+    t->l = l;
+    t->next = listens;
+    listens = t;
+    return PL_OK;
+}
+
+/* 1 when the LISTEN on channel is in effect (see module.h). */
+int pl_db_listening(const char *channel)
+{
+    return pl_pg_listening(channel);
 }
 
 int pl_db_available(void)

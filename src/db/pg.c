@@ -13,7 +13,17 @@
  *
  * User code never runs from inside a connection handler: finished queries
  * go to a "done" list and the state listener is told of changes from one
- * deferred event (tick), which also dispatches queued queries. */
+ * deferred event (tick), which also dispatches queued queries.
+ *
+ * Notifications (LISTEN/NOTIFY): subscriptions name a channel. One READY
+ * connection, the listener, issues LISTEN for every subscribed channel
+ * (each in its own pipeline segment; a channel counts as listened once
+ * the segment's sync has committed it). Received notifications are queued
+ * and handed to the subscribers from the tick. When the listener is lost
+ * every subscriber is told that notifications may have been missed (a
+ * NULL payload) and the role passes to another READY connection. Every
+ * READY connection keeps its read event armed, so a notification that
+ * arrives on an idle connection is read at once. */
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -39,6 +49,9 @@
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 10000
 #define REASON_MAX 512
+#define NOTES_MAX 65536          /* notifications waiting for the tick */
+#define DRAIN_MAX (1L << 20)     /* notifications taken from libpq at once */
+#define CHANNEL_MAX 63           /* PostgreSQL's identifier length */
 
 /* The bookkeeping statements of the migration runner; schema.c uses the
  * same text and lock key for parleyctl. Keep the two in step. */
@@ -92,7 +105,7 @@ typedef struct stmt {
     char *error;          /* why the last prepare failed */
 } stmt;
 
-enum x_kind { X_PREPARE, X_EXEC, X_SYNC };
+enum x_kind { X_PREPARE, X_EXEC, X_SYNC, X_LISTEN };
 
 /* One result the connection is waiting for, in pipeline order. */
 typedef struct expect {
@@ -101,7 +114,53 @@ typedef struct expect {
     stmt *st;
     query *q;
     PGresult *res;
+    unsigned chan_id; /* X_LISTEN and the sync after it: the channel */
 } expect;
+
+/* A channel with subscribers. Channels and subscriptions outlive the
+ * pool (modules may subscribe before it starts and after it stops); a
+ * channel goes with its last subscriber. */
+enum ch_state {
+    CH_OFF,      /* no LISTEN in effect */
+    CH_SENT,     /* LISTEN sent on the listener */
+    CH_ACKED,    /* LISTEN succeeded; its sync (commit) is pending */
+    CH_ON,       /* in effect: every later notification will arrive */
+    CH_FAILED    /* LISTEN failed on this listener; retried on the next */
+};
+
+typedef struct chan {
+    struct chan *next;
+    unsigned id;          /* never reused: names the channel in the ring */
+    int refs;             /* subscriptions */
+    enum ch_state state;
+    char name[CHANNEL_MAX + 1];
+} chan;
+
+struct pl_pg_listen {
+    struct pl_pg_listen *next;
+    chan *ch;
+    pl_db_notify_cb cb;
+    void *ud;
+    int forget;           /* owes the subscriber a NULL ("missed some") */
+    int removed;          /* unsubscribed during a dispatch */
+};
+typedef struct pl_pg_listen sub;
+
+/* A notification received, waiting for the tick. */
+typedef struct note {
+    struct note *next;
+    char *payload;        /* points into the same allocation */
+    char channel[];
+} note;
+
+static struct {
+    chan *chans;
+    sub *subs;
+    unsigned chan_seq;
+    int dispatching;      /* depth of subscriber calls in progress */
+    int sweep;            /* subscriptions removed during a dispatch */
+    int owed;             /* some subscription owes a NULL call */
+} L;
 
 enum c_state { C_DOWN, C_CONNECTING, C_WAITING, C_MIGRATING, C_READY };
 
@@ -143,6 +202,9 @@ static struct {
     int schema_ok;
     conn *migrator;
     int ready;                 /* connections in C_READY */
+    conn *listener;            /* the connection that LISTENs, or NULL */
+    note *notes_head, *notes_tail;
+    long nnotes;
     int reported;              /* availability last told to the listener */
     long inflight;
     unsigned long long completed, failed;
@@ -356,7 +418,7 @@ static void stmts_clear(conn *c)
 
 /* ==== the expectation ring ==== */
 
-static void ring_push(conn *c, enum x_kind kind, stmt *st, query *q)
+static expect *ring_push(conn *c, enum x_kind kind, stmt *st, query *q)
 {
     expect *e = &c->ring[(c->rhead + c->rcount) % RING_SIZE];
     e->kind = kind;
@@ -364,7 +426,9 @@ static void ring_push(conn *c, enum x_kind kind, stmt *st, query *q)
     e->st = st;
     e->q = q;
     e->res = NULL;
+    e->chan_id = 0;
     c->rcount++;
+    return e;
 }
 
 static expect *ring_front(conn *c)
@@ -423,6 +487,263 @@ static void notify_state(void)
     P.reported = now;
     if (state_cb)
         state_cb(now, state_ud);
+}
+
+/* ==== notifications ==== */
+
+static chan *chan_find(const char *name)
+{
+    for (chan *ch = L.chans; ch; ch = ch->next)
+        if (strcmp(ch->name, name) == 0)
+            return ch;
+    return NULL;
+}
+
+static chan *chan_by_id(unsigned id)
+{
+    for (chan *ch = L.chans; ch; ch = ch->next)
+        if (ch->id == id)
+            return ch;
+    return NULL;
+}
+
+/* Marks every subscription (of ch, or all when ch is NULL) as owing a
+ * NULL call: notifications may have been missed. */
+static void owe_forget(const chan *ch)
+{
+    for (sub *s = L.subs; s; s = s->next)
+        if (!ch || s->ch == ch)
+            s->forget = 1;
+    L.owed = 1;
+    kick();
+}
+
+/* Queues one received notification for the tick; one for a channel
+ * nobody subscribes to is dropped. When too many wait, it is dropped
+ * too, and its subscribers hear that they missed some. */
+static void note_add(const char *channel, const char *payload)
+{
+    chan *ch = chan_find(channel);
+    if (!ch)
+        return;
+    if (P.nnotes >= NOTES_MAX) {
+        if (P.nnotes == NOTES_MAX)
+            pl_log(PL_LOG_WARN, "database: %d notifications waiting, dropping more",
+                   NOTES_MAX);
+        owe_forget(ch);
+        return;
+    }
+    size_t cl = strlen(channel) + 1, pl = strlen(payload) + 1;
+    note *n = pl_malloc(sizeof *n + cl + pl);
+    n->next = NULL;
+    memcpy(n->channel, channel, cl);
+    n->payload = n->channel + cl;
+    memcpy(n->payload, payload, pl);
+    if (P.notes_tail)
+        P.notes_tail->next = n;
+    else
+        P.notes_head = n;
+    P.notes_tail = n;
+    P.nnotes++;
+    kick();
+}
+
+static void notes_free(void)
+{
+    while (P.notes_head) {
+        note *n = P.notes_head;
+        P.notes_head = n->next;
+        pl_free(n);
+    }
+    P.notes_tail = NULL;
+    P.nnotes = 0;
+}
+
+/* Takes the notifications libpq has parsed on c. */
+static void drain_notifies(conn *c)
+{
+    PGnotify *n;
+    for (long i = 0; i < DRAIN_MAX && c->pg && (n = PQnotifies(c->pg)) != NULL; i++) {
+        note_add(n->relname, n->extra ? n->extra : "");
+        PQfreemem(n);
+    }
+}
+
+/* The listener is gone (or the pool stops): no channel is listened to
+ * any more, and every subscriber will hear that it may have missed
+ * notifications. */
+static void listener_lost(void)
+{
+    P.listener = NULL;
+    for (chan *ch = L.chans; ch; ch = ch->next)
+        ch->state = CH_OFF;
+    owe_forget(NULL);
+}
+
+/* Sends "LISTEN ch" then a sync on the listener c. Channel names are
+ * checked at subscription (lower-case letters, digits, '_'), so the name
+ * needs no quoting. */
+static void listen_send(conn *c, chan *ch)
+{
+    char sql[16 + CHANNEL_MAX];
+    snprintf(sql, sizeof sql, "LISTEN %s", ch->name);
+    if (!PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+        if (PQstatus(c->pg) == CONNECTION_BAD) {
+            conn_fail(c, NULL);
+            return;
+        }
+        char msg[REASON_MAX];
+        one_line(msg, sizeof msg, PQerrorMessage(c->pg));
+        pl_log(PL_LOG_WARN, "database connection %d: cannot send LISTEN %s: %s", c->id,
+               ch->name, msg);
+        ch->state = CH_FAILED;
+        return;
+    }
+    ring_push(c, X_LISTEN, NULL, NULL)->chan_id = ch->id;
+    ch->state = CH_SENT;
+    if (!PQpipelineSync(c->pg)) {
+        conn_fail(c, NULL);
+        return;
+    }
+    ring_push(c, X_SYNC, NULL, NULL)->chan_id = ch->id;
+    c->want_write = 1;
+}
+
+/* Chooses a listener if there is none, and sends LISTEN there for each
+ * channel not yet listened to. One connection listens rather than all:
+ * each notification then arrives, and is dispatched, once. Losing the
+ * listener is noticed like any connection failure; subscribers are told
+ * to forget and the next tick moves the role to another READY
+ * connection, so a failure costs the subscribers their cached state and
+ * nothing else. */
+static void listen_pump(void)
+{
+    if (!P.running || !P.schema_ok || !L.chans)
+        return;
+    if (!P.listener) {
+        for (int i = 0; i < P.size && !P.listener; i++) {
+            conn *c = &P.conns[i];
+            if (c->state == C_READY && !c->reason[0])
+                P.listener = c;
+        }
+        if (!P.listener)
+            return;
+        pl_debug("database connection %d listens for notifications", P.listener->id);
+    }
+    conn *c = P.listener;
+    for (chan *ch = L.chans; ch && c->state == C_READY; ch = ch->next) {
+        if (ch->state != CH_OFF)
+            continue;
+        if (c->rcount + 2 > RING_SIZE)
+            break;   /* the ring frees up as results arrive; each kicks */
+        listen_send(c, ch);
+    }
+}
+
+/* The result of a LISTEN on c: the channel waits for the sync. */
+static void finish_listen(conn *c, expect *e)
+{
+    PGresult *res = e->res;
+    e->res = NULL;
+    chan *ch = chan_by_id(e->chan_id);
+    if (ch && c == P.listener && ch->state == CH_SENT) {
+        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+            ch->state = CH_ACKED;
+        } else {
+            char msg[REASON_MAX];
+            result_error(msg, sizeof msg, res);
+            pl_log(PL_LOG_WARN, "database connection %d: LISTEN %s failed: %s", c->id,
+                   ch->name, msg);
+            ch->state = CH_FAILED;
+        }
+    }
+    PQclear(res);
+}
+
+/* The sync after a LISTEN went through: the LISTEN has committed, so
+ * every notification committed from now on will arrive. */
+static void listen_synced(conn *c, unsigned chan_id)
+{
+    chan *ch = chan_by_id(chan_id);
+    if (ch && c == P.listener && ch->state == CH_ACKED) {
+        ch->state = CH_ON;
+        pl_debug("database connection %d: listening on %s", c->id, ch->name);
+    }
+}
+
+static void sub_free(sub *s)
+{
+    sub **pp = &L.subs;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+    chan *ch = s->ch;
+    pl_free(s);
+    if (--ch->refs > 0)
+        return;
+    chan **cp = &L.chans;
+    while (*cp && *cp != ch)
+        cp = &(*cp)->next;
+    if (*cp)
+        *cp = ch->next;
+    pl_free(ch);
+}
+
+/* Frees the subscriptions removed while subscribers were being called. */
+static void sweep_subs(void)
+{
+    if (L.dispatching || !L.sweep)
+        return;
+    L.sweep = 0;
+    sub *s = L.subs;
+    while (s) {
+        sub *next = s->next;
+        if (s->removed)
+            sub_free(s);
+        s = next;
+    }
+}
+
+/* Calls the subscribers of n's channel with its payload. Stops if a
+ * callback shut the service down. */
+static void deliver_note(const note *n, unsigned gen)
+{
+    for (sub *s = L.subs; s && P.running && P.gen == gen; s = s->next)
+        if (!s->removed && strcmp(s->ch->name, n->channel) == 0)
+            s->cb(n->payload, s->ud);
+}
+
+/* Hands the queued notifications to their subscribers, then the NULL
+ * "forget" calls that are owed. Runs from the tick only. */
+static void deliver_notes(unsigned gen)
+{
+    L.dispatching++;
+    long budget = P.nnotes;
+    while (budget-- > 0 && P.running && P.gen == gen && P.notes_head) {
+        note *n = P.notes_head;
+        P.notes_head = n->next;
+        if (!P.notes_head)
+            P.notes_tail = NULL;
+        P.nnotes--;
+        deliver_note(n, gen);
+        pl_free(n);
+    }
+    if (L.owed && P.running && P.gen == gen) {
+        L.owed = 0;
+        for (sub *s = L.subs; s; s = s->next) {
+            if (!s->forget || s->removed)
+                continue;
+            s->forget = 0;
+            s->cb(NULL, s->ud);
+            if (!P.running || P.gen != gen) {
+                L.owed = 1;   /* the rest hear it if the pool starts again */
+                break;
+            }
+        }
+    }
+    L.dispatching--;
+    sweep_subs();
 }
 
 /* ==== sending queries ==== */
@@ -538,12 +859,17 @@ static void arm_qtimer(void)
     evtimer_add(P.qtimer, &tv);
 }
 
-/* The deferred work: dispatch, run finished callbacks, tell the
- * listener. Stops if a callback shut the service down. */
+/* The deferred work: LISTEN where needed, dispatch, hand out
+ * notifications, run finished callbacks, tell the state listener. Stops
+ * if a callback shut the service down. */
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     unsigned gen = P.gen;
+    listen_pump();
     dispatch();
+    deliver_notes(gen);
+    if (!P.running || P.gen != gen)
+        return;
     long budget = P.done.n;
     while (budget-- > 0 && P.running && P.gen == gen) {
         query *q = ql_pop(&P.done);
@@ -553,7 +879,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (!P.running || P.gen != gen)
         return;
-    if (P.done.head)
+    if (P.done.head || P.notes_head)
         kick();
     notify_state();
 }
@@ -650,6 +976,8 @@ static void process_results(conn *c)
                 conn_fail(c, bad ? NULL : "unexpected result in the pipeline");
                 return;
             }
+            if (e->chan_id)
+                listen_synced(c, e->chan_id);
             ring_pop(c);
         } else if (!r) {
             if (!e->got) {
@@ -658,6 +986,8 @@ static void process_results(conn *c)
             }
             if (e->kind == X_EXEC)
                 finish_exec(c, e);
+            else if (e->kind == X_LISTEN)
+                finish_listen(c, e);
             ring_pop(c);
         } else if (take_result(c, e, r) < 0) {
             return;
@@ -825,13 +1155,6 @@ static void write_cb(evutil_socket_t fd, short what, void *arg)
     kick();
 }
 
-static void drain_notifies(conn *c)
-{
-    PGnotify *n;
-    for (int i = 0; i < 1024 && (n = PQnotifies(c->pg)) != NULL; i++)
-        PQfreemem(n);
-}
-
 /* Handles whatever input libpq holds for c. Also needed after sending:
  * libpq reads from the socket itself when its output does not fit, and
  * that input would otherwise wait for the next read event. */
@@ -844,6 +1167,9 @@ static void conn_input(conn *c)
         process_results(c);
     else if (PQstatus(c->pg) == CONNECTION_BAD)
         conn_fail(c, NULL);
+    /* notifications that followed the results just taken */
+    if (c->state != C_DOWN)
+        drain_notifies(c);
 }
 
 static void read_cb(evutil_socket_t fd, short what, void *arg)
@@ -934,6 +1260,8 @@ static void conn_fail(conn *c, const char *why)
     pl_free(c->mig_error);
     c->mig_error = NULL;
     c->state = C_DOWN;
+    if (P.listener == c)
+        listener_lost();
     if (was == C_READY && --P.ready == 0)
         set_schema_ok(0);
     if (P.migrator == c) {
@@ -1114,7 +1442,9 @@ static void collect_inflight(query *q, void *arg)
 
 /* Closes every connection and frees the pool, then runs the callbacks of
  * everything pending: finished queries with their results, the rest with
- * the error "shutting down". Does not call the state listener. */
+ * the error "shutting down". Does not call the state listener; queued
+ * notifications are dropped and subscribers, which stay subscribed, owe
+ * a NULL call delivered if the pool starts again. */
 void pl_pg_shutdown(void)
 {
     if (!P.running)
@@ -1133,6 +1463,8 @@ void pl_pg_shutdown(void)
     }
     take_all(&pending, &inflight, "shutting down");
     take_all(&pending, &P.queue, "shutting down");
+    notes_free();
+    listener_lost();
     pl_free(P.conns);
     pl_free(P.conninfo);
     event_free(P.tick);
@@ -1156,6 +1488,69 @@ void pl_pg_on_state(void (*cb)(int up, void *ud), void *ud)
 {
     state_cb = cb;
     state_ud = ud;
+}
+
+/* A channel name we LISTEN on without quoting: a lower-case letter or
+ * '_', then lower-case letters, digits and '_', at most 63 bytes. */
+static int channel_ok(const char *name)
+{
+    if (!name || !name[0] || strlen(name) > CHANNEL_MAX)
+        return 0;
+    if (!(name[0] == '_' || (name[0] >= 'a' && name[0] <= 'z')))
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!(*p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    return 1;
+}
+
+/* Subscribes cb to the notification channel (see pg.h). The LISTEN is
+ * sent from the tick, on the listener connection. */
+struct pl_pg_listen *pl_pg_listen(const char *channel, pl_db_notify_cb cb, void *ud)
+{
+    if (!cb || !channel_ok(channel))
+        return NULL;
+    chan *ch = chan_find(channel);
+    if (!ch) {
+        ch = pl_calloc(1, sizeof *ch);
+        ch->id = ++L.chan_seq;
+        ch->state = CH_OFF;
+        snprintf(ch->name, sizeof ch->name, "%s", channel);
+        ch->next = L.chans;
+        L.chans = ch;
+    }
+    ch->refs++;
+    sub *s = pl_calloc(1, sizeof *s);
+    s->ch = ch;
+    s->cb = cb;
+    s->ud = ud;
+    s->next = L.subs;
+    L.subs = s;
+    kick();
+    return s;
+}
+
+/* Ends a subscription: cb is not called again, even by a dispatch in
+ * progress. */
+void pl_pg_unlisten(struct pl_pg_listen *s)
+{
+    if (!s || s->removed)
+        return;
+    if (L.dispatching) {
+        s->removed = 1;
+        L.sweep = 1;
+        return;
+    }
+    sub_free(s);
+}
+
+/* 1 when a LISTEN on channel is in effect (see pg.h). */
+int pl_pg_listening(const char *channel)
+{
+    if (!P.running || !P.listener || !channel)
+        return 0;
+    chan *ch = chan_find(channel);
+    return ch && ch->state == CH_ON;
 }
 
 /* Copies the query and queues it; the deferred tick sends it. Returns

@@ -1,8 +1,8 @@
 /* db/pg.h: the storage service. A small pool of PostgreSQL connections in
  * libpq's non-blocking mode, driven by the event loop: connecting,
  * queries (each distinct SQL text prepared once per connection), pipeline
- * mode, and reconnection with back-off when the server goes away. Nothing
- * here ever blocks the loop. */
+ * mode, LISTEN/NOTIFY subscriptions, and reconnection with back-off when
+ * the server goes away. Nothing here ever blocks the loop. */
 #ifndef PL_DB_PG_H
 #define PL_DB_PG_H
 
@@ -41,6 +41,30 @@ struct pl_pg_query *pl_pg_query(const char *sql, int nparams,
 
 /* Cancels a pending query: its callback will not run. */
 void pl_pg_cancel(struct pl_pg_query *q);
+
+/* A subscription to a notification channel. */
+struct pl_pg_listen;
+
+/* Subscribes cb to the PostgreSQL notification channel (a lower-case
+ * letter or '_', then lower-case letters, digits or '_'; at most 63
+ * bytes). cb runs from the loop, never inside a pool call, with each
+ * notification's payload ("" if it had none), and with NULL when
+ * notifications may have been missed (the listening connection was lost
+ * or the pool stopped): the subscriber should then forget whatever the
+ * notifications keep current. Subscriptions may be made at any time,
+ * before pl_pg_init and after pl_pg_shutdown included; the LISTEN is
+ * issued whenever a connection is up. Returns NULL (cb never runs) for a
+ * bad channel name or a NULL cb. */
+struct pl_pg_listen *pl_pg_listen(const char *channel, pl_db_notify_cb cb, void *ud);
+
+/* Ends a subscription (NULL: nothing); cb does not run again. */
+void pl_pg_unlisten(struct pl_pg_listen *l);
+
+/* 1 when a LISTEN on channel has committed on the listening connection
+ * and that connection is still up: every notification sent from now on
+ * will be delivered. 0 otherwise (no subscriber, not yet listening, or
+ * the connection was lost). */
+int pl_pg_listening(const char *channel);
 
 /* Statistics for the control socket. */
 typedef struct pl_pg_stats {

@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 #include <parley/base.h>
 #include <parley/module.h>
+#include "core/modmgr.h"
 #include "db/pg.h"
 #include "db/schema.h"
 #include "../../tests/unit/test.h"
@@ -1032,5 +1033,359 @@ PL_TEST(pg_shutdown_fails_pending)
     CHECK_STR(c.err, "shutting down");
     CHECK_EQ(pl_pg_available(), 0);
     run_for(50);
+    cleanup();
+}
+
+/* ==== notifications ==== */
+
+void pl__module_cancel_queries(pl_module *m);   /* dbapi.c, for the module manager */
+
+static char chan_name[80];   /* the channel a test listens on */
+
+/* What a subscriber heard: payloads separated by ';', a NULL as "!". */
+typedef struct heard {
+    int calls;
+    size_t last_len;                 /* of the last payload */
+    int null_while_listening;        /* a NULL came with the LISTEN in effect */
+    char log[1024];
+    struct pl_pg_listen *unsub[2];   /* ended from inside the callback */
+} heard;
+
+static void heard_cb(const char *payload, void *ud)
+{
+    heard *h = ud;
+    CHECK(!in_query);
+    h->calls++;
+    h->last_len = payload ? strlen(payload) : 0;
+    if (!payload && pl_pg_listening(chan_name))
+        h->null_while_listening = 1;
+    size_t n = strlen(h->log);
+    snprintf(h->log + n, sizeof h->log - n, "%s%s", n ? ";" : "", payload ? payload : "!");
+    for (int i = 0; i < 2; i++) {
+        pl_pg_unlisten(h->unsub[i]);
+        h->unsub[i] = NULL;
+    }
+}
+
+static struct pl_pg_listen *listen_on(const char *channel, heard *h)
+{
+    in_query = 1;
+    struct pl_pg_listen *l = pl_pg_listen(channel, heard_cb, h);
+    in_query = 0;
+    return l;
+}
+
+static int cond_listening(void)
+{
+    return pl_pg_listening(chan_name);
+}
+
+static int cond_not_listening(void)
+{
+    return !pl_pg_listening(chan_name);
+}
+
+static heard *wait_heard;
+static int wait_heard_calls;
+static int cond_heard(void)
+{
+    return wait_heard->calls >= wait_heard_calls;
+}
+
+/* Runs the loop until h was called n times in all. */
+static void wait_notes(heard *h, int n, int ms)
+{
+    wait_heard = h;
+    wait_heard_calls = n;
+    run_until(cond_heard, ms);
+}
+
+/* NOTIFY from the admin connection: another session, as any writer. */
+static void notify(const char *channel, const char *payload)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT pg_notify('%s', '%s')", channel, payload);
+    admin_cmd(sql);
+}
+
+/* The pids of the pool's backends that LISTEN on chan_name. */
+static int listener_backends(char *pids, size_t n)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) || ':' || coalesce(string_agg(pid::text, ','), '') "
+             "FROM pg_stat_activity WHERE application_name = '%s' "
+             "AND query = 'LISTEN %s'", schema, chan_name);
+    const char *v = admin_value(sql);
+    const char *colon = strchr(v, ':');
+    snprintf(pids, n, "%s", colon ? colon + 1 : "");
+    return atoi(v);
+}
+
+PL_TEST(pg_listen_checks_channel)
+{
+    heard h = { 0 };
+    CHECK_NULL(pl_pg_listen("", heard_cb, &h));
+    CHECK_NULL(pl_pg_listen(NULL, heard_cb, &h));
+    CHECK_NULL(pl_pg_listen("Upper", heard_cb, &h));
+    CHECK_NULL(pl_pg_listen("1abc", heard_cb, &h));
+    CHECK_NULL(pl_pg_listen("a b", heard_cb, &h));
+    CHECK_NULL(pl_pg_listen("a;drop", heard_cb, &h));
+    CHECK_NULL(pl_pg_listen("x\"y", heard_cb, &h));
+    CHECK_NULL(pl_pg_listen("ok", NULL, &h));
+    char longname[80];
+    memset(longname, 'a', 64);
+    longname[64] = '\0';
+    CHECK_NULL(pl_pg_listen(longname, heard_cb, &h));
+    longname[63] = '\0';
+    struct pl_pg_listen *l = pl_pg_listen(longname, heard_cb, &h);
+    CHECK(l != NULL);
+    pl_pg_unlisten(l);
+    pl_pg_unlisten(NULL);
+    l = pl_pg_listen("_x9", heard_cb, &h);
+    CHECK(l != NULL);
+    CHECK_EQ(pl_pg_listening("_x9"), 0);   /* no pool */
+    pl_pg_unlisten(l);
+    CHECK_EQ(pl_db_listen(NULL, "Bad", heard_cb, &h), PL_EINVAL);
+    CHECK_EQ(h.calls, 0);
+}
+
+PL_TEST(pg_notify_delivered)
+{
+    setup();
+    snprintf(chan_name, sizeof chan_name, "t_%s", schema);
+    heard a = { 0 }, b = { 0 }, other = { 0 };
+    /* Subscribed before the pool starts: LISTEN once a connection is up. */
+    struct pl_pg_listen *la = listen_on(chan_name, &a);
+    CHECK(la != NULL);
+    pool_up(2);
+    run_until(cond_listening, 5000);
+    struct pl_pg_listen *lb = listen_on(chan_name, &b);
+    struct pl_pg_listen *lo = listen_on("t_other", &other);
+    CHECK(lb && lo);
+    CHECK_EQ(pl_pg_listening("t_other"), 0);
+    CHECK_EQ(pl_pg_listening("t_nobody"), 0);
+    run_until(cond_listening, 5000);
+    char pids[64];
+    CHECK_EQ(listener_backends(pids, sizeof pids), 1);   /* one connection listens */
+
+    /* The pool is idle: the notification is read from the socket alone. */
+    notify(chan_name, "example.org/alice");
+    wait_notes(&a, 1, 2000);
+    wait_notes(&b, 1, 2000);
+    CHECK_STR(a.log, "example.org/alice");
+    CHECK_STR(b.log, "example.org/alice");
+
+    /* Several, in order; empty and unusual payloads arrive as sent. */
+    notify(chan_name, "");
+    notify(chan_name, "x/y z;''quoted''");
+    notify("t_other", "elsewhere");
+    char big[400];
+    memset(big, 'p', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    notify(chan_name, big);
+    wait_notes(&a, 4, 2000);
+    wait_notes(&b, 4, 2000);
+    wait_notes(&other, 1, 2000);
+    char want[sizeof a.log];
+    snprintf(want, sizeof want, "example.org/alice;;x/y z;'quoted';%s", big);
+    CHECK_STR(a.log, want);
+    CHECK_STR(b.log, want);
+    CHECK_EQ(a.last_len, 399);
+    CHECK_EQ(a.calls, 4);
+    CHECK_STR(other.log, "elsewhere");
+
+    /* A notification sent in a transaction arrives at commit, once. */
+    admin_cmd("BEGIN");
+    notify(chan_name, "tx");
+    notify(chan_name, "tx");
+    run_for(200);
+    CHECK_EQ(a.calls, 4);
+    admin_cmd("COMMIT");
+    wait_notes(&a, 5, 2000);
+    run_for(100);
+    CHECK_EQ(a.calls, 5);
+    CHECK_STR(a.log + strlen(a.log) - 3, ";tx");
+
+    /* Unsubscribed: no more calls; the others go on. */
+    pl_pg_unlisten(lb);
+    notify(chan_name, "after");
+    wait_notes(&a, 6, 2000);
+    run_for(100);
+    CHECK_EQ(b.calls, 5);
+    CHECK_STR(a.log + strlen(a.log) - 6, ";after");
+
+    /* None of this is a query. */
+    pl_pg_stats st;
+    pl_pg_get_stats(&st);
+    CHECK_EQ(st.completed, 0);
+    CHECK_EQ(st.failed, 0);
+    /* Queries still flow on the listening connection. */
+    static rec r[40];
+    for (int i = 0; i < 40; i++)
+        CHECK(query("SELECT 1", 0, NULL, &r[i]));
+    notify(chan_name, "among queries");
+    wait_calls(40, 5000);
+    wait_notes(&a, 7, 2000);
+    CHECK_STR(a.log + strlen(a.log) - 14, ";among queries");
+    pl_pg_unlisten(la);
+    pl_pg_unlisten(lo);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+PL_TEST(pg_notify_after_reconnect)
+{
+    setup();
+    snprintf(chan_name, sizeof chan_name, "t_%s", schema);
+    heard a = { 0 };
+    pool_up(2);
+    struct pl_pg_listen *la = listen_on(chan_name, &a);
+    run_until(cond_listening, 5000);
+    notify(chan_name, "one");
+    wait_notes(&a, 1, 2000);
+    CHECK_STR(a.log, "one");
+
+    /* The listening backend is killed: the subscriber hears NULL, and a
+     * LISTEN is in effect again soon after, on some connection. */
+    char pids[64], sql[256];
+    CHECK_EQ(listener_backends(pids, sizeof pids), 1);
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%s)", pids);
+    CHECK_STR(admin_value(sql), "t");
+    run_until(cond_not_listening, 5000);
+    wait_notes(&a, 2, 5000);
+    CHECK_STR(a.log, "one;!");
+    run_until(cond_listening, 5000);
+    /* one backend listens, not the killed one (which may take a moment
+     * to leave pg_stat_activity) */
+    char killed[64], now[64] = "";
+    snprintf(killed, sizeof killed, "%s", pids);
+    int n = 0;
+    for (int i = 0; i < 100; i++) {
+        n = listener_backends(now, sizeof now);
+        if (n == 1 && strcmp(now, killed) != 0)
+            break;
+        run_for(20);
+    }
+    CHECK_EQ(n, 1);
+    CHECK(strcmp(now, killed) != 0);
+    notify(chan_name, "two");
+    wait_notes(&a, 3, 2000);
+    CHECK_STR(a.log, "one;!;two");
+
+    /* Every connection killed: the same, after the reconnect. */
+    want_up = 2;
+    run_until(cond_conns_up, 5000);
+    terminate_cb(-1, 0, NULL);
+    CHECK_EQ(terminated, 2);
+    wait_notes(&a, 4, 5000);
+    CHECK_STR(a.log, "one;!;two;!");
+    run_until(cond_listening, 10000);
+    notify(chan_name, "three");
+    wait_notes(&a, 5, 2000);
+    run_for(100);
+    CHECK_STR(a.log, "one;!;two;!;three");
+
+    /* Shutdown and a new start: subscriptions stay, and hear NULL. */
+    pl_pg_shutdown();
+    CHECK_EQ(pl_pg_listening(chan_name), 0);
+    CHECK_EQ(pl_pg_init(base, conninfo, 1), 0);
+    run_until(cond_listening, 10000);
+    wait_notes(&a, 6, 2000);
+    notify(chan_name, "four");
+    wait_notes(&a, 7, 2000);
+    CHECK_STR(a.log, "one;!;two;!;three;!;four");
+    CHECK_EQ(a.null_while_listening, 0);
+    pl_pg_unlisten(la);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+PL_TEST(pg_notify_unsubscribe_in_callback)
+{
+    setup();
+    snprintf(chan_name, sizeof chan_name, "t_%s", schema);
+    heard a = { 0 }, b = { 0 }, c = { 0 };
+    pool_up(1);
+    /* Subscribers are called newest first: c, b, a. c ends b's and its
+     * own subscription from its callback; b is not called. */
+    struct pl_pg_listen *la = listen_on(chan_name, &a);
+    struct pl_pg_listen *lb = listen_on(chan_name, &b);
+    struct pl_pg_listen *lc = listen_on(chan_name, &c);
+    c.unsub[0] = lb;
+    c.unsub[1] = lc;
+    run_until(cond_listening, 5000);
+    notify(chan_name, "x");
+    wait_notes(&a, 1, 2000);
+    CHECK_EQ(c.calls, 1);
+    CHECK_EQ(b.calls, 0);
+    notify(chan_name, "y");
+    wait_notes(&a, 2, 2000);
+    run_for(100);
+    CHECK_STR(a.log, "x;y");
+    CHECK_STR(c.log, "x");
+    CHECK_EQ(b.calls, 0);
+
+    /* Through the module API: the subscription ends with the module. */
+    heard d = { 0 };
+    pl_module *m = pl_calloc(1, sizeof *m);
+    CHECK_EQ(pl_db_listen(m, chan_name, heard_cb, &d), PL_OK);
+    CHECK_EQ(pl_db_listening(chan_name), 1);
+    notify(chan_name, "z");
+    wait_notes(&d, 1, 2000);
+    CHECK_STR(d.log, "z");
+    pl__module_cancel_queries(m);
+    pl_free(m);
+    notify(chan_name, "w");
+    wait_notes(&a, 4, 2000);
+    run_for(100);
+    CHECK_STR(d.log, "z");
+    CHECK_STR(a.log, "x;y;z;w");
+
+    /* The last subscriber gone, the channel is forgotten. */
+    pl_pg_unlisten(la);
+    CHECK_EQ(pl_pg_listening(chan_name), 0);
+    pl_pg_shutdown();
+    cleanup();
+}
+
+/* The users table announces each changed account (schema version 3). */
+PL_TEST(pg_users_trigger_notifies)
+{
+    setup();
+    snprintf(chan_name, sizeof chan_name, "parley_users");
+    heard a = { 0 };
+    pool_up(1);
+    struct pl_pg_listen *la = listen_on("parley_users", &a);
+    run_until(cond_listening, 5000);
+    const char *cols = "INSERT INTO users (host, username, iterations, salt, sha1_stored_key, "
+                       "sha1_server_key, sha256_stored_key, sha256_server_key) VALUES ";
+    char sql[512];
+    snprintf(sql, sizeof sql, "%s ('example.org', 'alice', 1, 's', 'a', 'b', 'c', 'd'), "
+             "('example.org', 'bob', 1, 's', 'a', 'b', 'c', 'd')", cols);
+    admin_cmd(sql);
+    wait_notes(&a, 2, 2000);
+    CHECK_STR(a.log, "example.org/alice;example.org/bob");
+    admin_cmd("UPDATE users SET salt = 't' WHERE username = 'alice'");
+    wait_notes(&a, 3, 2000);
+    admin_cmd("UPDATE users SET username = 'carol' WHERE username = 'bob'");
+    wait_notes(&a, 5, 2000);
+    admin_cmd("DELETE FROM users WHERE username = 'alice'");
+    wait_notes(&a, 6, 2000);
+    admin_cmd("UPDATE users SET salt = 'u' WHERE username = 'nobody'");
+    admin_cmd("TRUNCATE users CASCADE");
+    wait_notes(&a, 7, 2000);
+    run_for(100);
+    CHECK_STR(a.log, "example.org/alice;example.org/bob;example.org/alice;"
+                     "example.org/bob;example.org/carol;example.org/alice;");
+    /* A rolled back change says nothing. */
+    admin_cmd("BEGIN");
+    snprintf(sql, sizeof sql, "%s ('example.org', 'dave', 1, 's', 'a', 'b', 'c', 'd')", cols);
+    admin_cmd(sql);
+    admin_cmd("ROLLBACK");
+    run_for(200);
+    CHECK_EQ(a.calls, 7);
+    pl_pg_unlisten(la);
+    pl_pg_shutdown();
     cleanup();
 }

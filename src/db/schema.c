@@ -90,6 +90,35 @@ const pl_migration pl_schema_migrations[] = {
       "    PRIMARY KEY (host, username),\n"
       "    FOREIGN KEY (host, username) REFERENCES users (host, username) ON DELETE CASCADE\n"
       ");\n" },
+    /* every change to an account's row is announced on the channel
+     * parley_users as "host/username" (at commit), and a TRUNCATE as ""
+     * (every account), so that servers caching credentials drop their
+     * copy whoever made the change */
+    { 3,
+      "CREATE OR REPLACE FUNCTION parley_users_notify() RETURNS trigger\n"
+      "LANGUAGE plpgsql AS $$\n"
+      "BEGIN\n"
+      "    IF TG_OP = 'TRUNCATE' THEN\n"
+      "        PERFORM pg_notify('parley_users', '');\n"
+      "        RETURN NULL;\n"
+      "    END IF;\n"
+      "    IF TG_OP = 'INSERT' THEN\n"
+      "        PERFORM pg_notify('parley_users', NEW.host || '/' || NEW.username);\n"
+      "        RETURN NULL;\n"
+      "    END IF;\n"
+      "    PERFORM pg_notify('parley_users', OLD.host || '/' || OLD.username);\n"
+      "    IF TG_OP = 'UPDATE' THEN\n"
+      "        IF NEW.host <> OLD.host OR NEW.username <> OLD.username THEN\n"
+      "            PERFORM pg_notify('parley_users', NEW.host || '/' || NEW.username);\n"
+      "        END IF;\n"
+      "    END IF;\n"
+      "    RETURN NULL;\n"
+      "END\n"
+      "$$;\n"
+      "CREATE TRIGGER users_notify AFTER INSERT OR UPDATE OR DELETE ON users\n"
+      "    FOR EACH ROW EXECUTE FUNCTION parley_users_notify();\n"
+      "CREATE TRIGGER users_truncate_notify AFTER TRUNCATE ON users\n"
+      "    FOR EACH STATEMENT EXECUTE FUNCTION parley_users_notify();\n" },
     { 0, NULL }
 };
 

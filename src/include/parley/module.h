@@ -247,6 +247,27 @@ int pl_db_isnull(const pl_db_result *r, int row, int col);
 long pl_db_affected(const pl_db_result *r);   /* rows changed by INSERT/UPDATE/DELETE */
 int pl_db_available(void);
 
+/* Called with the payload of each notification on a channel ("" if it
+ * had none), and with payload NULL when notifications may have been
+ * missed (the connection that listened was lost, or the database went
+ * away): forget whatever the notifications keep current. Runs from the
+ * loop, never inside pl_db_listen. */
+typedef void (*pl_db_notify_cb)(const char *payload, void *ud);
+
+/* Subscribes cb to a PostgreSQL notification channel (NOTIFY channel,
+ * payload or pg_notify(channel, payload)). The channel name is a
+ * lower-case letter or '_', then lower-case letters, digits or '_', at
+ * most 63 bytes. The server LISTENs on one pool connection whenever one
+ * is up and again after every reconnect. The subscription ends when the
+ * module unloads. Returns PL_OK or PL_EINVAL (bad name, cb NULL). */
+int pl_db_listen(pl_module *m, const char *channel, pl_db_notify_cb cb, void *ud);
+
+/* 1 when the LISTEN on channel is in effect: every notification sent
+ * from now on will reach the subscribers. 0 while it is being
+ * (re)established, so state kept current by notifications cannot be
+ * trusted. */
+int pl_db_listening(const char *channel);
+
 /* ==== options ==== */
 
 typedef enum pl_opt_type {
