@@ -38,7 +38,8 @@ void pl_tls_free(pl_tls *t);
 
 /* Drives the handshake. Returns 0 when done, PL_AGAIN (1) when it needs
  * more I/O (see pl_tls_want_write), or -1 on failure (pl_tls_error says
- * why). */
+ * why). Once it is done, what only another handshake would read is
+ * released: sessions are never renegotiated. */
 int pl_tls_handshake(pl_tls *t);
 
 /* 1 if the last PL_AGAIN was waiting to write rather than read. */
