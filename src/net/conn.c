@@ -67,7 +67,6 @@ pl__conn *pl__conn_new(int fd, const char *peer, const pl__conn_handler *h, void
     c->peer = pl_strdup(peer);
     struct event_base *base = pl__loop_base();
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
-    c->wev = event_new(base, fd, EV_WRITE, on_write, c);
     event_add(c->rev, NULL);
     nconns++;
     return c;
@@ -127,6 +126,22 @@ int pl__conn_count_all(void)
     return nconns;
 }
 
+/* Waits for writability (tv: a time limit, or NULL). The write event is
+ * made on first use: most connections never fill their socket, and an
+ * idle one should not keep an event it does not need. */
+static void wait_writable(pl__conn *c, const struct timeval *tv)
+{
+    if (!c->wev)
+        c->wev = event_new(pl__loop_base(), c->fd, EV_WRITE, on_write, c);
+    event_add(c->wev, tv);
+}
+
+static void stop_waiting_writable(pl__conn *c)
+{
+    if (c->wev)
+        event_del(c->wev);
+}
+
 /* Marks the connection dead; the flush step frees it and tells the owner. */
 static void kill_conn(pl__conn *c)
 {
@@ -135,7 +150,7 @@ static void kill_conn(pl__conn *c)
     c->dead = 1;
     c->closing = 1;
     event_del(c->rev);
-    event_del(c->wev);
+    stop_waiting_writable(c);
     schedule(c);
 }
 
@@ -146,7 +161,7 @@ static void drive_handshake(pl__conn *c)
     int rc = pl_tls_handshake(c->tls);
     if (rc == 0) {
         c->tls_state = TLS_ON;
-        event_del(c->wev);
+        stop_waiting_writable(c);
         c->want_write = 0;
         if (c->h->tls_ready)
             c->h->tls_ready(c->ud);
@@ -159,7 +174,7 @@ static void drive_handshake(pl__conn *c)
         if (pl_tls_want_write(c->tls)) {
             c->want_write = 1;
             struct timeval tv = { 30, 0 };
-            event_add(c->wev, &tv);
+            wait_writable(c, &tv);
         }
         return;
     }
@@ -273,7 +288,7 @@ pl__conn *pl__conn_connect(const char *ip, int port, const pl__conn_handler *h, 
     event_del(c->rev);   /* reading starts once connected */
     c->connecting = 1;
     c->want_write = 1;
-    event_add(c->wev, NULL);
+    wait_writable(c, NULL);
     return c;
 }
 
@@ -314,6 +329,10 @@ void pl__conn_trim(pl__conn *c)
 {
     if (!c->out.len && !c->queued)
         pl_buf_free(&c->out);
+    if (c->wev && !c->want_write) {
+        event_free(c->wev);
+        c->wev = NULL;
+    }
 }
 
 static void resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -428,7 +447,8 @@ static void finalize(pl__conn *c)
         pl_tls_free(c->tls);
     }
     event_free(c->rev);
-    event_free(c->wev);
+    if (c->wev)
+        event_free(c->wev);
     if (c->pev)
         event_free(c->pev);
     shutdown(c->fd, SHUT_RDWR);
@@ -471,7 +491,7 @@ static int flush_one(pl__conn *c)
         if (rc == 0) {
             c->want_write = 1;
             struct timeval tv = { c->closing ? 5 : 60, 0 };
-            event_add(c->wev, &tv);
+            wait_writable(c, &tv);
             return 0;
         }
     }

@@ -64,7 +64,8 @@ void pl__conn_request_client_cert(pl__conn *c);
  * callbacks run after this call. */
 void pl__conn_close(pl__conn *c);
 
-/* Releases the output buffer if nothing is queued (idle connections). */
+/* Releases the output buffer and the write event if nothing is queued
+ * (idle connections). */
 void pl__conn_trim(pl__conn *c);
 
 /* Stops reading for ms milliseconds (input rate limiting). */
