@@ -18,7 +18,7 @@
 #include <parley/jid.h>
 
 #define PL_MODULE_ABI_MAJOR 1
-#define PL_MODULE_ABI_MINOR 0
+#define PL_MODULE_ABI_MINOR 1   /* 1: pl_db_listen, pl_db_listening */
 /* Built into every module and checked by the loader. */
 #define PL_BUILD_SIGNATURE "parley-abi1/" PL__STR(__SIZEOF_POINTER__) "/" PL__STR(__SIZEOF_LONG__)
 #define PL__STR2(x) #x
