@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <parley/module.h>
 
 #define SQL_CREDS \
@@ -67,13 +66,6 @@ typedef struct cache {
     uint32_t epoch;
     uint32_t inval[INVAL_BUCKETS];
 } cache;
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t hash_key(const char *s)
 {
@@ -247,7 +239,7 @@ static void cache_put(cache *c, const char *key, uint32_t h, const pl_auth_creds
     entry *e = pl_calloc(1, sizeof *e);
     e->hash = h;
     e->b = b;
-    e->stored_ms = mono_ms();
+    e->stored_ms = pl_now_ms();
     e->hnext = c->buckets[h & (c->nbuckets - 1)];
     c->buckets[h & (c->nbuckets - 1)] = e;
     lru_push_front(c, e);
@@ -261,7 +253,7 @@ static entry *cache_get(cache *c, const char *key, uint32_t h)
     entry *e = cache_find(c, key, h);
     if (!e)
         return NULL;
-    if (mono_ms() - e->stored_ms >= c->ttl_ms) {
+    if (pl_now_ms() - e->stored_ms >= c->ttl_ms) {
         cache_remove(c, e);
         return NULL;
     }

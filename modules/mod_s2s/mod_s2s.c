@@ -9,7 +9,6 @@
  * in s2s_auth.c. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include "s2s.h"
 
 s2s_globals pl__s2s;
@@ -17,14 +16,6 @@ s2s_globals pl__s2s;
 static char *routes_text, *policies_text;   /* as last parsed */
 
 /* ==== helpers shared by the module's files ==== */
-
-/* Monotonic milliseconds, for deadlines and idle times. */
-long long pl__s2s_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* 32 random hex digits for a stream header we send. */
 void pl__s2s_stream_id(char out[33])
@@ -167,7 +158,7 @@ static void sweep(void *ud)
     } else {
         last_err[0] = '\0';
     }
-    long long now = pl__s2s_now();
+    long long now = pl_now_ms();
     pl__s2s_out_sweep(now);
     pl__s2s_in_sweep(now);
 }

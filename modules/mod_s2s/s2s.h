@@ -149,8 +149,6 @@ typedef struct s2s_globals {
 
 extern s2s_globals pl__s2s;
 
-/* Monotonic milliseconds. */
-long long pl__s2s_now(void);
 /* A fresh random stream id (hex, NUL terminated, 32 bytes). */
 void pl__s2s_stream_id(char out[33]);
 /* Answers st to its sender with a stanza error (never for errors and IQ

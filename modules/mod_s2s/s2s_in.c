@@ -173,7 +173,7 @@ void pl__s2s_in_accept(void *ud, int fd, const char *peer, int role)
     snprintf(s->peer, sizeof s->peer, "%s", peer);
     pl_net_settings ns;
     pl_net_settings_get(&ns);
-    long long now = pl__s2s_now();
+    long long now = pl_now_ms();
     s->deadline = now + ns.unauth_timeout * 1000;
     s->last_active = now;
     s->conn = pl_conn_new(pl__s2s.m, fd, peer, &conn_handler, s);
@@ -206,7 +206,7 @@ static void on_data(void *ud, const char *buf, size_t len)
     s2s_in *s = ud;
     if (s->state == IN_CLOSING)
         return;
-    s->last_active = pl__s2s_now();
+    s->last_active = pl_now_ms();
     pl_xml_stream_feed(s->xs, buf, len);
 }
 
@@ -686,7 +686,7 @@ void pl__s2s_in_close_all(void)
 /* One `parleyctl s2s` line per domain pair (or per stream without one). */
 void pl__s2s_in_list(pl_buf *out)
 {
-    long long now = pl__s2s_now();
+    long long now = pl_now_ms();
     for (const s2s_in *s = all; s; s = s->next) {
         const char *tls = s->tls_info[0] ? s->tls_info : "plain";
         long long idle = (now - s->last_active) / 1000;

@@ -275,7 +275,7 @@ s2s_out *pl__s2s_out_get(const char *local, const char *remote)
     o->ai = -1;
     pl_net_settings ns;
     pl_net_settings_get(&ns);
-    long long now = pl__s2s_now();
+    long long now = pl_now_ms();
     o->setup_deadline = now + ns.unauth_timeout * 1000;
     o->last_active = now;
     unsigned b = bucket(local, remote);
@@ -383,7 +383,7 @@ static void next_addr(s2s_out *o)
         o->tls = 0;
         o->features_done = 0;
         o->tls_info[0] = '\0';
-        o->try_deadline = pl__s2s_now() + pl__s2s.connect_timeout_ms;
+        o->try_deadline = pl_now_ms() + pl__s2s.connect_timeout_ms;
         pl_net_settings ns;
         pl_net_settings_get(&ns);
         pl_xml_stream_free(o->xs);
@@ -457,7 +457,7 @@ static void on_data(void *ud, const char *buf, size_t len)
     s2s_out *o = ud;
     if (o->state == OUT_CLOSING || !o->xs)
         return;
-    o->last_active = pl__s2s_now();
+    o->last_active = pl_now_ms();
     pl_xml_stream_feed(o->xs, buf, len);
 }
 
@@ -626,7 +626,7 @@ static void ready(s2s_out *o)
 {
     o->state = OUT_READY;
     o->setup_deadline = 0;
-    o->last_active = pl__s2s_now();
+    o->last_active = pl_now_ms();
     pl_mlog(pl__s2s.m, PL_LOG_INFO, "s2s out %s -> %s: authenticated (%s) via %s%s%s",
             o->local, o->remote, o->auth == AUTH_SASL ? "sasl-external" : "dialback", o->peer,
             o->tls ? ", " : "", o->tls ? o->tls_info : ", no TLS");
@@ -693,7 +693,7 @@ static void xml_stanza(void *ud, pl_stanza *st)
         pl_stanza_unref(st);
         return;
     }
-    o->last_active = pl__s2s_now();
+    o->last_active = pl_now_ms();
     if (pl_node_is(r, "features", PL_NS_STREAM)) {
         on_features(o, st);
     } else if (pl_node_is(r, "error", PL_NS_STREAM)) {
@@ -761,7 +761,7 @@ static void xml_error(void *ud, const char *condition, const char *text)
 /* Writes st on an authenticated stream or queues it (bounded). */
 void pl__s2s_out_send(s2s_out *o, pl_stanza *st)
 {
-    o->last_active = pl__s2s_now();
+    o->last_active = pl_now_ms();
     if (o->state == OUT_READY && o->conn) {
         pl_xml_serialize(pl_stanza_root(st), pl_conn_out(o->conn), PL_NS_SERVER);
         pl_conn_queued(o->conn);
@@ -860,7 +860,7 @@ void pl__s2s_out_close_all(void)
 /* One `parleyctl s2s` line per outgoing stream. */
 void pl__s2s_out_list(pl_buf *out)
 {
-    long long now = pl__s2s_now();
+    long long now = pl_now_ms();
     for (s2s_out *o = all; o; o = o->next) {
         const char *auth = o->auth == AUTH_SASL ? "sasl-external"
                          : o->auth == AUTH_DIALBACK ? "dialback" : "none";

@@ -154,7 +154,7 @@ static void trim_one(pl_session *s, void *ud)
 
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
-    struct trim_ctx t = { pl__now_ms(), 0 };
+    struct trim_ctx t = { pl_now_ms(), 0 };
     pl__sessions_each_raw(trim_one, &t);
     if (t.trimmed)
         pl_debug("c2s: released the parsers of %d idle sessions", t.trimmed);
@@ -228,7 +228,7 @@ void pl__c2s_accept(int fd, const char *peer, int direct_tls)
     s->xs = pl_xml_stream_new(&xml_cb, s, PL_NS_CLIENT, (size_t)limits()->max_stanza_size);
     arm_timer(s, limits()->unauth_timeout);
     s->rate_tokens = limits()->c2s_burst;
-    s->rate_stamp = s->last_input = pl__now_ms();
+    s->rate_stamp = s->last_input = pl_now_ms();
     pl_debug("c2s %s: connected%s", peer, direct_tls ? " (direct TLS)" : "");
     if (direct_tls) {
         s->state = PL__C2S_TLS;
@@ -242,7 +242,7 @@ static void rate_limit(pl_session *s, size_t len)
     long long rate = limits()->c2s_rate;
     if (rate <= 0)
         return;
-    long long now = pl__now_ms();
+    long long now = pl_now_ms();
     s->rate_tokens += (now - s->rate_stamp) * rate / 1000;
     s->rate_stamp = now;
     if (s->rate_tokens > limits()->c2s_burst)
@@ -258,7 +258,7 @@ static void on_data(void *ud, const char *buf, size_t len)
     if (s->state == PL__C2S_CLOSED)
         return;
     rate_limit(s, len);
-    s->last_input = pl__now_ms();
+    s->last_input = pl_now_ms();
     s->trimmed = 0;
     if (s->user && limits()->c2s_idle_timeout > 0)
         arm_timer(s, limits()->c2s_idle_timeout);

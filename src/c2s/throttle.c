@@ -1,6 +1,7 @@
 /* c2s/throttle.c: failed-authentication counters per source address,
  * with a bounded table swept of expired entries. */
 #include <parley/base.h>
+#include <parley/module.h>
 #include "c2s/throttle.h"
 #include "core/loop.h"
 #include "core/server.h"
@@ -21,7 +22,7 @@ static long long window_ms(void)
 static entry *current(const char *addr)
 {
     entry *e = pl__strmap_get(&table, addr);
-    if (e && pl__now_ms() - e->since >= window_ms()) {
+    if (e && pl_now_ms() - e->since >= window_ms()) {
         pl__strmap_del(&table, addr);
         pl_free(e);
         e = NULL;
@@ -51,7 +52,7 @@ static void collect(const char *key, void *value, void *ud)
 
 static void sweep(void)
 {
-    struct sweep sw = { .n = 0, .now = pl__now_ms() };
+    struct sweep sw = { .n = 0, .now = pl_now_ms() };
     pl__strmap_each(&table, collect, &sw);
     /* keys point into the entries: copy before deleting */
     for (int i = 0; i < sw.n; i++) {
@@ -68,7 +69,7 @@ void pl__throttle_fail(const char *addr)
     entry *e = current(addr);
     if (!e) {
         e = pl_calloc(1, sizeof *e);
-        e->since = pl__now_ms();
+        e->since = pl_now_ms();
         pl__strmap_set(&table, addr, e);
     }
     e->count++;

@@ -40,7 +40,7 @@ void pl__loop_stop(void)
     event_base_loopbreak(base);
 }
 
-long long pl__now_ms(void)
+long long pl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

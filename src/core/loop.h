@@ -12,7 +12,5 @@ void pl__loop_run(void);
 /* Makes pl__loop_run return after the current iteration. */
 void pl__loop_stop(void);
 struct event_base *pl__loop_base(void);
-/* Monotonic milliseconds. */
-long long pl__now_ms(void);
 
 #endif

@@ -18,7 +18,7 @@
 #include <parley/jid.h>
 
 #define PL_MODULE_ABI_MAJOR 1
-#define PL_MODULE_ABI_MINOR 1   /* 1: pl_db_listen, pl_db_listening */
+#define PL_MODULE_ABI_MINOR 1   /* 1: pl_db_listen, pl_db_listening, pl_now_ms */
 /* Built into every module and checked by the loader. */
 #define PL_BUILD_SIGNATURE "parley-abi1/" PL__STR(__SIZEOF_POINTER__) "/" PL__STR(__SIZEOF_LONG__)
 #define PL__STR2(x) #x
@@ -298,6 +298,8 @@ typedef void (*pl_timer_fn)(void *ud);
  * automatically when the module unloads. */
 pl_timer *pl_timer_add(pl_module *m, unsigned ms, int repeat, pl_timer_fn fn, void *ud);
 void pl_timer_cancel(pl_timer *t);
+/* Monotonic milliseconds, for deadlines, ages and idle times. */
+long long pl_now_ms(void);
 
 /* ==== the module itself ==== */
 
