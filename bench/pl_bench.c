@@ -44,6 +44,7 @@ static struct options {
     int pipeline;        /* login without waiting for features (XEP-0305) */
     int online;          /* roster: contacts online */
     int messages;        /* offline: messages stored */
+    int store_gate;      /* offline: the store phase ends at a line on stdin */
     double timeout;
     const char *server_pids;
     const char *run_id;
@@ -79,6 +80,10 @@ static void usage(FILE *f)
         "  --login-window W       logins in progress at once (50)\n"
         "  --online N             roster: contacts online (500)\n"
         "  --messages M           offline: messages sent (10000)\n"
+        "  --store-gate           offline: after the last batch is answered, print\n"
+        "                         'pl-bench: stored?' to stderr and end the store\n"
+        "                         phase when a line arrives on stdin (for a server\n"
+        "                         that answers before its store has committed)\n"
         "  --timeout S            give up after S seconds (300)\n"
         "  --server-pid P[,P]     report these processes' CPU time\n"
         "  --run-id ID            tag put in every message body (r)\n"
@@ -124,7 +129,7 @@ static int parse_options(int argc, char **argv)
 {
     enum { O_HOST = 256, O_PORT, O_DOMAIN, O_USERS, O_FIRST, O_PASSWORD, O_COUNT, O_SRC,
            O_TLS, O_MECH, O_SCENARIO, O_DURATION, O_WARMUP, O_RATE, O_WINDOW, O_LWINDOW,
-           O_JSON, O_RAW, O_ONLINE, O_MESSAGES, O_TIMEOUT, O_PIDS, O_RUNID, O_BODY, O_VERBOSE, O_PIPELINE, O_HELP };
+           O_JSON, O_RAW, O_ONLINE, O_MESSAGES, O_TIMEOUT, O_PIDS, O_RUNID, O_BODY, O_VERBOSE, O_PIPELINE, O_GATE, O_HELP };
     static const struct option longopts[] = {
         { "host", 1, 0, O_HOST }, { "port", 1, 0, O_PORT }, { "domain", 1, 0, O_DOMAIN },
         { "users", 1, 0, O_USERS }, { "first", 1, 0, O_FIRST },
@@ -133,7 +138,7 @@ static int parse_options(int argc, char **argv)
         { "scenario", 1, 0, O_SCENARIO }, { "duration", 1, 0, O_DURATION },
         { "warmup", 1, 0, O_WARMUP }, { "rate", 1, 0, O_RATE }, { "window", 1, 0, O_WINDOW },
         { "login-window", 1, 0, O_LWINDOW }, { "json", 0, 0, O_JSON }, { "raw", 0, 0, O_RAW },
-        { "pipeline", 0, 0, O_PIPELINE },
+        { "pipeline", 0, 0, O_PIPELINE }, { "store-gate", 0, 0, O_GATE },
         { "online", 1, 0, O_ONLINE }, { "messages", 1, 0, O_MESSAGES },
         { "timeout", 1, 0, O_TIMEOUT }, { "server-pid", 1, 0, O_PIDS },
         { "run-id", 1, 0, O_RUNID }, { "body-size", 1, 0, O_BODY }, { "verbose", 0, 0, O_VERBOSE },
@@ -173,6 +178,7 @@ static int parse_options(int argc, char **argv)
         case O_JSON: o.json = 1; break;
         case O_RAW: o.raw = 1; break;
         case O_PIPELINE: o.pipeline = 1; break;
+        case O_GATE: o.store_gate = 1; break;
         case O_ONLINE: o.online = atoi(optarg); break;
         case O_MESSAGES: o.messages = atoi(optarg); break;
         case O_TIMEOUT: o.timeout = atof(optarg); break;
@@ -908,6 +914,7 @@ static struct offline_state {
     uint64_t t_s0, t_s1, t_d0, t_d1;
     int received, foreign;
     double cpu0, cpu1, cpu2;
+    struct event *gate;    /* --store-gate: waiting for the line on stdin */
 } os_;
 
 static void offline_send_batch(void)
@@ -952,6 +959,31 @@ static void offline_recipients_online(void)
         fatal("%d recipients failed to log in: %s", lb.failed, lb.first_error);
 }
 
+/* The store phase is over: the recipients come online, all at once. */
+static void offline_stored(void)
+{
+    os_.t_s1 = pl_bench_now();
+    os_.cpu1 = server_cpu();
+    o.login_window = nconns;
+    os_.t_d0 = pl_bench_now();
+    login_batch(1, nconns, 1, offline_recipients_online);
+}
+
+/* --store-gate: whoever runs pl-bench has seen the store committed. */
+static void offline_gate_open(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what, (void)arg;
+    char line[64];
+    ssize_t n = read(fd, line, sizeof line);
+    if (n <= 0) {
+        fatal("--store-gate: stdin closed before the store was confirmed");
+        return;
+    }
+    event_free(os_.gate);
+    os_.gate = NULL;
+    offline_stored();
+}
+
 static void offline_stanza(pl_bench_conn *c, const pl_bench_el *el)
 {
     if (c == &conns[0]) {
@@ -961,14 +993,15 @@ static void offline_stanza(pl_bench_conn *c, const pl_bench_el *el)
             offline_send_batch();
             return;
         }
-        if (atoi(el->id + 5) != os_.batch_no || os_.t_s1)
+        if (atoi(el->id + 5) != os_.batch_no || os_.t_s1 || os_.gate)
             return;
-        os_.t_s1 = pl_bench_now();
-        os_.cpu1 = server_cpu();
-        /* recipients come online: all at once */
-        o.login_window = nconns;
-        os_.t_d0 = pl_bench_now();
-        login_batch(1, nconns, 1, offline_recipients_online);
+        if (o.store_gate) {
+            fprintf(stderr, "pl-bench: stored?\n");
+            os_.gate = event_new(base, STDIN_FILENO, EV_READ, offline_gate_open, NULL);
+            event_add(os_.gate, NULL);
+            return;
+        }
+        offline_stored();
         return;
     }
     if (strcmp(el->name, "message") != 0 || !el->has_body)
