@@ -15,6 +15,7 @@
 #include "router/router.h"
 #include "router/sessions.h"
 #include "sasl/scram.h"
+#include "xml/parse.h"
 
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
 #define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -158,6 +159,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     pl__sessions_each_raw(trim_one, &t);
     if (t.trimmed)
         pl_debug("c2s: released the parsers of %d idle sessions", t.trimmed);
+    pl__stanza_parse_trim();
     pl_xml_stream_shrink_cache();
     /* hand the pages freed by many idle sessions back to the system */
     if (t.trimmed >= 64)

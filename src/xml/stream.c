@@ -808,6 +808,14 @@ void pl_xml_stream_trim(pl_xml_stream *xs)
         release_parser(xs);
 }
 
+/* Between top-level elements: what pl_xml_stream_trim also requires
+ * before it releases the parser of an open stream. */
+int pl_xml_stream_between(const pl_xml_stream *xs)
+{
+    return !xs->in_parse && xs->state == OPEN && xs->depth == 1 && !xs->st
+        && xs->pos == xs->start;
+}
+
 /* Bytes of parser memory held by all streams at this moment. */
 size_t pl_xml_stream_mapped(void)
 {

@@ -62,6 +62,10 @@ size_t pl_xml_stream_cached(void);
  * call; called once a second, it empties the cache after a quiet second. */
 void pl_xml_stream_shrink_cache(void);
 
+/* True when the stream is open, between top-level elements, with no
+ * partial input held: the next byte may begin a new element. */
+int pl_xml_stream_between(const pl_xml_stream *xs);
+
 /* Replaces the size limit. */
 void pl_xml_stream_set_limit(pl_xml_stream *xs, size_t max_stanza);
 
