@@ -4,10 +4,13 @@
  * <delay/> (XEP-0203); it counts as accepted only once the insert has
  * committed, and every other outcome (no such account, quota reached,
  * database down or failing) answers the sender with service-unavailable.
+ * One store statement runs at a time and takes, as one batch, the messages
+ * that arrived while the previous one ran.
  * When a session of the account becomes available with a non-negative
  * priority, the stored messages are sent to it in order and then exactly
  * those are deleted. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <parley/module.h>
@@ -20,15 +23,40 @@
 #define FETCH_BATCH 500
 #define FETCH_BATCH_S "500"
 
-/* One statement: the insert happens only if the account exists and is
- * under its quota, and the answer tells which check failed. */
+/* Most messages, and about the most bytes of stored text, one store
+ * statement takes. */
+#define STORE_BATCH 256
+#define STORE_BATCH_BYTES (1024 * 1024)
+
+/* One statement stores a batch: $2 and $3 are arrays of the usernames and
+ * stored stanzas, in arrival order. A row is kept if its account exists
+ * and the account's stored messages plus the row's rank among the batch's
+ * rows of that account stay within the quota $4; the kept rows are
+ * inserted in arrival order, so ids rise in that order. The answer has one
+ * row per message, in order: whether the account exists, whether the
+ * message was stored, its rank in the batch for its account and the
+ * account's count before the statement. Only one runs at a time (deletes
+ * only lower the counts), so the quota is exact. */
 #define SQL_STORE \
-    "WITH u AS (SELECT 1 FROM users WHERE host = $1 AND username = $2), " \
-    "ins AS (INSERT INTO offline (host, username, stanza) " \
-    "SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM u) " \
-    "AND (SELECT count(*) FROM offline WHERE host = $1 AND username = $2) < $4::bigint " \
-    "RETURNING id) " \
-    "SELECT EXISTS (SELECT 1 FROM u), (SELECT id FROM ins)"
+    "WITH batch AS (" \
+    "  SELECT b.ord, b.username, b.stanza," \
+    "         row_number() OVER (PARTITION BY b.username ORDER BY b.ord) AS rank" \
+    "  FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS b (username, stanza, ord)), " \
+    "held AS (" \
+    "  SELECT username, count(*) AS n FROM offline" \
+    "  WHERE host = $1 AND username = ANY ($2::text[]) GROUP BY username), " \
+    "checked AS (" \
+    "  SELECT batch.ord, batch.username, batch.stanza, batch.rank," \
+    "         coalesce(held.n, 0) AS held," \
+    "         u.username IS NOT NULL AS known," \
+    "         u.username IS NOT NULL AND coalesce(held.n, 0) + batch.rank <= $4::bigint AS keep" \
+    "  FROM batch" \
+    "  LEFT JOIN users u ON u.host = $1 AND u.username = batch.username" \
+    "  LEFT JOIN held ON held.username = batch.username), " \
+    "ins AS (" \
+    "  INSERT INTO offline (host, username, stanza)" \
+    "  SELECT $1, username, stanza FROM checked WHERE keep ORDER BY ord) " \
+    "SELECT ord, known, keep, rank, held FROM checked ORDER BY ord"
 #define SQL_FETCH \
     "SELECT id, stanza FROM offline WHERE host = $1 AND username = $2 " \
     "ORDER BY id LIMIT " FETCH_BATCH_S
@@ -37,17 +65,15 @@
 
 typedef struct instance instance;
 
-/* A message waiting for its insert. Requests of one account run one at a
- * time, in arrival order, so that concurrent inserts cannot both pass the
- * quota check. */
+/* A message waiting for its insert: queued, then in the batch of the
+ * statement in flight. */
 typedef struct store_req {
-    struct store_req *prev, *next;
-    instance *inst;
+    struct store_req *next;
     char *user;
     uint64_t origin;    /* the sender's session id, 0 if not a local client */
     pl_stanza *msg;     /* the message as received (referenced) */
     char *xml;          /* what is stored: the message with its <delay/> */
-    int running;
+    size_t xml_len;
 } store_req;
 
 /* A delivery in progress to one session: fetch, send, delete, repeat
@@ -65,7 +91,11 @@ struct instance {
     pl_module *m;
     const char *host;
     long long quota;
-    store_req *stores, *stores_tail;
+    char quota_text[24];       /* quota as the statement's parameter */
+    store_req *queue;          /* waiting for a statement, oldest first */
+    store_req **queue_tail;    /* the last next pointer of queue */
+    store_req *batch;          /* in the statement in flight, in order */
+    int batch_n;
     fetch_req *fetches;
 };
 
@@ -75,22 +105,8 @@ static int eligible_marker;
 
 /* ==== storing ==== */
 
-static void store_unlink(store_req *r)
-{
-    instance *inst = r->inst;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        inst->stores = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        inst->stores_tail = r->prev;
-}
-
 static void store_free(store_req *r)
 {
-    store_unlink(r);
     pl_stanza_unref(r->msg);
     pl_free(r->user);
     pl_free(r->xml);
@@ -98,7 +114,7 @@ static void store_free(store_req *r)
 }
 
 /* Answers the sender with service-unavailable (RFC 6121 8.5.2.2.1). */
-static void bounce(store_req *r, const char *text)
+static void bounce(const store_req *r, const char *text)
 {
     pl_stanza *err = pl_stanza_error_reply(r->msg, "cancel", "service-unavailable", text);
     pl_session *s = r->origin ? pl_session_by_id(r->origin) : NULL;
@@ -109,71 +125,157 @@ static void bounce(store_req *r, const char *text)
     pl_stanza_unref(err);
 }
 
-static void store_done(const pl_db_result *res, void *ud);
-
-static int store_start(store_req *r)
+/* Frees a list of requests, bouncing each first if answer is set. */
+static void store_free_list(store_req *list, int answer)
 {
-    char quota[32];
-    snprintf(quota, sizeof quota, "%lld", r->inst->quota);
-    const char *params[4] = { r->inst->host, r->user, r->xml, quota };
-    int rc = pl_db_query(r->inst->m, SQL_STORE, 4, params, store_done, r);
-    if (rc == PL_OK)
-        r->running = 1;
-    return rc;
-}
-
-/* Starts the oldest waiting request of user, bouncing those that cannot
- * start. */
-static void store_next(instance *inst, const char *user)
-{
-    store_req *r = inst->stores, *next;
-    for (; r; r = next) {
-        next = r->next;
-        if (r->running || strcmp(r->user, user) != 0)
-            continue;
-        if (store_start(r) == PL_OK)
-            return;
-        pl_mlog(inst->m, PL_LOG_WARN, "cannot store an offline message for %s: "
-                "database unavailable", user);
-        bounce(r, NULL);
-        store_free(r);
+    while (list) {
+        store_req *next = list->next;
+        if (answer)
+            bounce(list, NULL);
+        store_free(list);
+        list = next;
     }
 }
 
-static int has_earlier(const store_req *r)
+/* Appends s to a PostgreSQL array literal as one quoted element. */
+static void array_item(pl_buf *b, const char *s)
 {
-    for (const store_req *o = r->prev; o; o = o->prev)
-        if (strcmp(o->user, r->user) == 0)
-            return 1;
-    return 0;
+    pl_buf_putc(b, '"');
+    for (;;) {
+        size_t n = strcspn(s, "\"\\");
+        pl_buf_append(b, s, n);
+        s += n;
+        if (!*s)
+            break;
+        pl_buf_putc(b, '\\');
+        pl_buf_putc(b, *s++);
+    }
+    pl_buf_putc(b, '"');
+}
+
+/* Takes the oldest queued requests off the queue, as many as one
+ * statement takes (at least one); returns them as a list. */
+static store_req *take_batch(instance *inst, int *n)
+{
+    store_req *head = inst->queue, *last = head, *r = head->next;
+    size_t bytes = head->xml_len;
+    int k = 1;
+    while (r && k < STORE_BATCH && bytes + r->xml_len <= STORE_BATCH_BYTES) {
+        bytes += r->xml_len;
+        k++;
+        last = r;
+        r = r->next;
+    }
+    last->next = NULL;
+    inst->queue = r;
+    if (!r)
+        inst->queue_tail = &inst->queue;
+    *n = k;
+    return head;
+}
+
+static void store_done(const pl_db_result *res, void *ud);
+
+/* Unless a statement is in flight, sends the oldest queued requests as
+ * one. While the database is unavailable, every queued request is
+ * bounced. */
+static void store_send(instance *inst)
+{
+    while (!inst->batch && inst->queue) {
+        int n;
+        store_req *batch = take_batch(inst, &n);
+        pl_buf users = PL_BUF_INIT, stanzas = PL_BUF_INIT;
+        pl_buf_putc(&users, '{');
+        pl_buf_putc(&stanzas, '{');
+        for (store_req *r = batch; r; r = r->next) {
+            if (r != batch) {
+                pl_buf_putc(&users, ',');
+                pl_buf_putc(&stanzas, ',');
+            }
+            array_item(&users, r->user);
+            array_item(&stanzas, r->xml);
+        }
+        pl_buf_putc(&users, '}');
+        pl_buf_putc(&stanzas, '}');
+        const char *params[4] = { inst->host, users.data, stanzas.data, inst->quota_text };
+        int rc = pl_db_query(inst->m, SQL_STORE, 4, params, store_done, inst);
+        pl_buf_free(&users);
+        pl_buf_free(&stanzas);
+        if (rc == PL_OK) {
+            inst->batch = batch;
+            inst->batch_n = n;
+            return;
+        }
+        pl_mlog(inst->m, PL_LOG_WARN, "cannot store %d offline message%s: "
+                "database unavailable", n, n == 1 ? "" : "s");
+        store_free_list(batch, 1);
+    }
+}
+
+/* True if the answer has one row per message of the batch, in order. */
+static int answer_matches(const pl_db_result *res, int n)
+{
+    if (pl_db_rows(res) != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (strtoll(pl_db_value(res, i, 0), NULL, 10) != i + 1)
+            return 0;
+    return 1;
 }
 
 static void kick_delivery(instance *inst, const char *user);
 
+/* Answers the senders of a stored batch: a stored message is accepted,
+ * the others are bounced. Each account with a message stored is offered
+ * its messages once. */
+static void batch_answer(instance *inst, store_req *batch, const pl_db_result *res)
+{
+    int i = 0, stored = 0;
+    for (const store_req *r = batch; r; r = r->next, i++) {
+        if (strcmp(pl_db_value(res, i, 2), "t") == 0) {
+            stored++;
+            continue;
+        }
+        if (strcmp(pl_db_value(res, i, 1), "t") != 0) {
+            bounce(r, NULL);
+            continue;
+        }
+        /* refused for the quota: log at the account's first refused row */
+        long long rank = strtoll(pl_db_value(res, i, 3), NULL, 10);
+        long long held = strtoll(pl_db_value(res, i, 4), NULL, 10);
+        long long first = held < inst->quota ? inst->quota - held + 1 : 1;
+        if (rank == first)
+            pl_mlog(inst->m, PL_LOG_INFO, "offline storage of %s is full (%lld messages)",
+                    r->user, inst->quota);
+        bounce(r, "offline storage is full");
+    }
+    pl_mlog(inst->m, PL_LOG_DEBUG, "stored %d of %d offline message%s", stored, i,
+            i == 1 ? "" : "s");
+    /* the first row of an account is stored if any of its rows is */
+    i = 0;
+    for (const store_req *r = batch; r; r = r->next, i++)
+        if (strcmp(pl_db_value(res, i, 2), "t") == 0 && strcmp(pl_db_value(res, i, 3), "1") == 0)
+            kick_delivery(inst, r->user);
+}
+
 static void store_done(const pl_db_result *res, void *ud)
 {
-    store_req *r = ud;
-    instance *inst = r->inst;
-    int stored = 0;
-    if (!pl_db_ok(res)) {
-        pl_mlog(inst->m, PL_LOG_WARN, "storing an offline message for %s failed: %s",
-                r->user, pl_db_error(res));
-        bounce(r, NULL);
-    } else if (pl_db_rows(res) != 1 || strcmp(pl_db_value(res, 0, 0), "t") != 0) {
-        bounce(r, NULL);
-    } else if (pl_db_isnull(res, 0, 1)) {
-        pl_mlog(inst->m, PL_LOG_INFO, "offline storage of %s is full (%lld messages)",
-                r->user, inst->quota);
-        bounce(r, "offline storage is full");
-    } else {
-        stored = 1;
+    instance *inst = ud;
+    store_req *batch = inst->batch;
+    int n = inst->batch_n;
+    inst->batch = NULL;
+    inst->batch_n = 0;
+    if (!pl_db_ok(res) || !answer_matches(res, n)) {
+        pl_mlog(inst->m, PL_LOG_WARN, "storing %d offline message%s failed: %s", n,
+                n == 1 ? "" : "s", pl_db_ok(res) ? "unexpected answer" : pl_db_error(res));
+        store_send(inst);
+        store_free_list(batch, 1);
+        return;
     }
-    char *user = pl_strdup(r->user);
-    store_free(r);
-    if (stored)
-        kick_delivery(inst, user);
-    store_next(inst, user);
-    pl_free(user);
+    /* the next batch goes to the database while this one is answered */
+    store_send(inst);
+    batch_answer(inst, batch, res);
+    store_free_list(batch, 0);
 }
 
 /* XEP-0082 UTC date-time of now. */
@@ -227,23 +329,14 @@ static int on_offline(pl_event *ev, void *ud)
     if (not_for_storage(root))
         return PL_HANDLED;
     store_req *r = pl_calloc(1, sizeof *r);
-    r->inst = inst;
     r->user = pl_strdup(ev->to->node);
     r->origin = ev->origin ? pl_session_id(ev->origin) : 0;
     r->msg = pl_stanza_ref(ev->stanza);
     r->xml = serialize_delayed(inst, ev->stanza);
-    r->prev = inst->stores_tail;
-    if (r->prev)
-        r->prev->next = r;
-    else
-        inst->stores = r;
-    inst->stores_tail = r;
-    if (!has_earlier(r) && store_start(r) != PL_OK) {
-        pl_mlog(inst->m, PL_LOG_WARN, "cannot store an offline message for %s: "
-                "database unavailable", r->user);
-        bounce(r, NULL);
-        store_free(r);
-    }
+    r->xml_len = strlen(r->xml);
+    *inst->queue_tail = r;
+    inst->queue_tail = &r->next;
+    store_send(inst);
     return PL_HANDLED;
 }
 
@@ -451,12 +544,9 @@ static void offline_unload(pl_module *m)
         return;
     /* The core cancels our queries after this: their callbacks will not
      * run. A message whose insert never started is known not to be
-     * stored, so its sender hears it; one in flight may have been. */
-    while (inst->stores) {
-        if (!inst->stores->running)
-            bounce(inst->stores, NULL);
-        store_free(inst->stores);
-    }
+     * stored, so its sender hears it; those in flight may have been. */
+    store_free_list(inst->queue, 1);
+    store_free_list(inst->batch, 0);
     while (inst->fetches)
         fetch_free(inst->fetches);
     pl_free(inst);
@@ -469,6 +559,8 @@ static int offline_load(pl_module *m)
     inst->m = m;
     inst->host = pl_host_name(pl_module_host(m));
     inst->quota = pl_option_int(m, "quota");
+    snprintf(inst->quota_text, sizeof inst->quota_text, "%lld", inst->quota);
+    inst->queue_tail = &inst->queue;
     pl_module_set_data(m, inst);
     int rc = pl_add_feature(m, "msgoffline");
     if (rc == 0)

@@ -3,7 +3,9 @@ RFC 6121 8.5.2)."""
 
 import asyncio
 import calendar
+import os
 import re
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -19,6 +21,40 @@ def node(jid):
     return jid.split('@', 1)[0]
 
 
+class TableLock:
+    """An open psql session holding an exclusive lock on the table offline
+    of a server's database. The store statement in flight waits for it, so
+    the messages that arrive meanwhile queue up and go to the database
+    together once the lock is released."""
+
+    def __init__(self, server):
+        pg = server.run.pg
+        self.proc = subprocess.Popen(
+            [os.path.join(pg.bindir, 'psql'), '-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1',
+             '-d', pg.conninfo(server.dbname)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc.stdin.write("BEGIN; LOCK TABLE offline IN EXCLUSIVE MODE; SELECT 'locked';\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if line.strip() != 'locked':
+            self.release()
+            raise RuntimeError('cannot lock the table offline: %r' % line)
+
+    def release(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write('COMMIT;\n')
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc.stdout.close()
+
+
 async def login(case, jid, password, server=None, resource=None, priority=None):
     """A session that sends initial presence and keeps every stanza it
     receives after it (unlike ParleyTestCase.online, which drains them)."""
@@ -27,10 +63,8 @@ async def login(case, jid, password, server=None, resource=None, priority=None):
     return c
 
 
-class OfflineTests(ParleyTestCase):
-    SHARED_SERVER = {'modules': MODULES, 'limits': {'auth_failures': '1000'}}
-
-    # -- helpers --
+class OfflineHelpers:
+    """Helpers shared by the test classes below."""
 
     def stored(self, server, user):
         """The stored stanzas of user, oldest first."""
@@ -79,7 +113,9 @@ class OfflineTests(ParleyTestCase):
         if text is not None:
             self.assertEqual(error_of(e)[2], text, xml_str(e))
 
-    # -- tests --
+
+class OfflineTests(OfflineHelpers, ParleyTestCase):
+    SHARED_SERVER = {'modules': MODULES, 'limits': {'auth_failures': '1000'}}
 
     async def test_hundred_messages_delivered_in_order(self):
         alice, apw = self.user(prefix='alice')
@@ -240,3 +276,156 @@ class OfflineQuotaTests(ParleyTestCase):
         while srv.run.pg.psql(sql, dbname=srv.dbname).strip() != '0':
             self.assertLess(time.monotonic(), deadline, 'delivered messages not deleted')
             await asyncio.sleep(0.05)
+
+
+class OfflineBatchTests(OfflineHelpers, ParleyTestCase):
+    """Messages that arrive while a store statement runs are stored together
+    by the next one. TableLock holds the first statement (one message to
+    carol) until the rest of a burst has reached the server, so the burst
+    goes to the database in batches of known composition."""
+
+    async def start_burst(self, srv, sender, primer_to):
+        """Locks the table and sends one message that takes the lock's
+        wait; returns the lock. Messages sent next queue up."""
+        lock = await self.in_thread(TableLock, srv)
+        self.addCleanup(lock.release)
+        self.send(sender, primer_to, 'primer', id_='primer')
+        return lock
+
+    async def end_burst(self, sender, lock):
+        """Waits until the server has handled every message sender sent
+        (stanzas of one stream are handled in order), then releases."""
+        await sender.iq('get', 'localhost', "<ping xmlns='urn:xmpp:ping'/>")
+        await self.in_thread(lock.release)
+
+    def count(self, srv, user=None):
+        sql = 'SELECT count(*) FROM offline'
+        if user:
+            sql += " WHERE username = '%s'" % node(user)
+        return int(srv.run.pg.psql(sql, dbname=srv.dbname).strip())
+
+    async def wait_count(self, srv, n, user=None, timeout=10):
+        deadline = time.monotonic() + timeout * srv.run.slow
+        while (await self.in_thread(self.count, srv, user)) != n:
+            self.assertLess(time.monotonic(), deadline, '%s stored messages never became %d'
+                            % (user or 'all', n))
+            await asyncio.sleep(0.05)
+
+    async def test_burst_to_three_accounts_delivered_once_in_order(self):
+        srv = self.parley(modules=MODULES)
+        alice, apw = self.user(srv, prefix='alice')
+        carol, cpw = self.user(srv, prefix='carol')
+        rcpts = [self.user(srv, prefix='r%d' % k) for k in range(3)]
+        a = await self.online(alice, apw, server=srv, resource='a')
+        t0 = time.time()
+        lock = await self.start_burst(srv, a, carol)
+        # 330 after the primer: a full batch of 256, then the other 74
+        sent = {jid: [] for jid, _ in rcpts}
+        order = ['primer']
+        for i in range(330):
+            to = rcpts[i % 3][0]
+            # quotes, backslashes, braces and commas must survive the
+            # array literals the batch travels in
+            body = 'burst %03d to %s <&> "{a,b}" \\ \\"' % (i, node(to))
+            self.send(a, to, body)
+            sent[to].append(body)
+            order.append(body)
+        await self.end_burst(a, lock)
+        await self.wait_count(srv, 331)
+        await a.no_message()
+        self.assertRegex(srv.log(), r'stored 256 of 256 offline messages')
+        # ids rise in arrival order across the accounts, too
+        rows = (await self.in_thread(srv.run.pg.psql, 'SELECT stanza FROM offline ORDER BY id',
+                                     dbname=srv.dbname)).split('\n')
+        bodies = [ET.fromstring(r).findtext('body') for r in rows if r]
+        self.assertEqual(bodies, order)
+        for jid, pw in rcpts:
+            r = await login(self, jid, pw, server=srv, resource='r')
+            for body in sent[jid]:
+                m = await r.next_message()
+                self.assertDelayed(m, alice + '/a', jid, body, sent_after=t0)
+            await r.no_message()
+        await self.wait_count(srv, 1)
+        self.assertEqual(await self.in_thread(self.count, srv, carol), 1)
+        c = await login(self, carol, cpw, server=srv, resource='c')
+        m = await c.next_message()
+        self.assertDelayed(m, alice + '/a', carol, 'primer', sent_after=t0)
+        await self.wait_count(srv, 0)
+        await c.no_message(0.1)
+
+    async def test_quota_reached_within_one_batch(self):
+        srv = self.parley(modules=MODULES, extra_config='module offline { quota 5; }')
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        carol, _ = self.user(srv, prefix='carol')
+        a = await self.online(alice, apw, server=srv, resource='a')
+        lock = await self.start_burst(srv, a, carol)
+        for i in range(9):
+            self.send(a, bob, 'q%d' % i, id_='q%d' % i)
+        await self.end_burst(a, lock)
+        for i in range(5, 9):
+            await self.assertServiceUnavailable(a, bob, 'q%d' % i, 'offline storage is full')
+        await a.no_message()
+        self.assertRegex(srv.log(), r'stored 5 of 9 offline messages')
+        full = 'offline storage of %s is full (5 messages)' % node(bob)
+        self.assertEqual(srv.log().count(full), 1)
+        self.assertEqual(await self.in_thread(self.count, srv, bob), 5)
+        b = await login(self, bob, bpw, server=srv, resource='b')
+        for i in range(5):
+            m = await b.next_message()
+            self.assertEqual((m['id'], m['body']), ('q%d' % i, 'q%d' % i), xml_str(m))
+            self.assertDelayed(m, alice + '/a', bob, 'q%d' % i)
+        await b.no_message()
+        await self.wait_count(srv, 0, bob)
+
+    async def test_quota_counts_stored_messages_and_the_batch(self):
+        srv = self.parley(modules=MODULES, extra_config='module offline { quota 5; }')
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        carol, _ = self.user(srv, prefix='carol')
+        a = await self.online(alice, apw, server=srv, resource='a')
+        for i in range(2):
+            self.send(a, bob, 'early %d' % i)
+        await self.wait_count(srv, 2, bob)
+        lock = await self.start_burst(srv, a, carol)
+        for i in range(6):
+            self.send(a, bob, 'q%d' % i, id_='q%d' % i)
+        await self.end_burst(a, lock)
+        for i in range(3, 6):
+            await self.assertServiceUnavailable(a, bob, 'q%d' % i, 'offline storage is full')
+        await a.no_message()
+        self.assertRegex(srv.log(), r'stored 3 of 6 offline messages')
+        b = await login(self, bob, bpw, server=srv, resource='b')
+        for body in ['early 0', 'early 1', 'q0', 'q1', 'q2']:
+            m = await b.next_message()
+            self.assertDelayed(m, alice + '/a', bob, body)
+        await b.no_message()
+        await self.wait_count(srv, 0, bob)
+
+    async def test_unknown_account_in_a_batch_bounces_alone(self):
+        srv = self.parley(modules=MODULES)
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        carol, _ = self.user(srv, prefix='carol')
+        ghost = 'nobody-%d@localhost' % srv.n
+        a = await self.online(alice, apw, server=srv, resource='a')
+        lock = await self.start_burst(srv, a, carol)
+        for i in range(10):
+            self.send(a, bob, 'real %d' % i, id_='r%d' % i)
+            self.send(a, ghost, 'ghost %d' % i, id_='g%d' % i)
+        await self.end_burst(a, lock)
+        for i in range(10):
+            e = await a.next_message()
+            self.assertEqual((e['type'], e['id'], e['from'].full), ('error', 'g%d' % i, ghost),
+                             xml_str(e))
+            self.assertEqual(error_of(e), ('cancel', ['service-unavailable'], None), xml_str(e))
+        await a.no_message()
+        self.assertRegex(srv.log(), r'stored 10 of 20 offline messages')
+        self.assertEqual(await self.in_thread(self.count, srv, ghost), 0)
+        b = await login(self, bob, bpw, server=srv, resource='b')
+        for i in range(10):
+            m = await b.next_message()
+            self.assertEqual(m['id'], 'r%d' % i, xml_str(m))
+            self.assertDelayed(m, alice + '/a', bob, 'real %d' % i)
+        await b.no_message()
+        await self.wait_count(srv, 0, bob)
