@@ -9,6 +9,7 @@
  *
  * pl_xml_stream_free must not be called from inside a callback; callers
  * defer it. pl_xml_stream_restart may be called from any callback. */
+#include <limits.h>
 #include <stdlib.h>
 #include <stddef.h>
 #include <string.h>
@@ -32,6 +33,12 @@
  * its own buffer, which keeps the size of the largest call (or partial
  * token) for the life of the connection. */
 #define MAX_SLICE (2 * 1024)
+
+/* The header a trimmed client stream is rebuilt from when the client's
+ * own declared the same namespaces (see save_header), and the content
+ * namespace such streams share instead of a copy each. */
+#define CANON_HEADER "<stream:stream xmlns='" PL_NS_CLIENT "' xmlns:stream='" PL_NS_STREAM "'>"
+static const char ns_client[] = PL_NS_CLIENT;
 
 /* COMPAT: expat 2.6 (and distributions that backported it) by default
  * re-parses an incomplete token only once much more data has arrived,
@@ -65,6 +72,10 @@ struct pl_xml_stream {
     char *hdr_raw;           /* the header's start tag as received, to rebuild */
     size_t hdr_raw_len;      /*   the parser after pl_xml_stream_trim */
     int silent;              /* re-parsing hdr_raw: no callbacks */
+    unsigned char hdr_decls;     /* namespace declarations on the header */
+    unsigned char hdr_stream_ok; /* one of them binds "stream" to PL_NS_STREAM */
+    unsigned char hdr_canon;     /* the header binds exactly what CANON_HEADER
+                                  * does, so no copy of it is kept */
     XML_Index pos;           /* bytes handed to expat since the last reset */
     XML_Index slice_end;     /* pos once the current XML_Parse call is done */
     XML_Index start;         /* where the pending top-level item begins */
@@ -355,17 +366,36 @@ static void add_attrs(pl_stanza *st, pl_node *n, const char **atts)
 static void XMLCALL on_nsdecl(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
     pl_xml_stream *xs = ud;
-    if (xs->stopped || xs->silent || xs->depth != 0 || prefix)
+    if (xs->stopped || xs->silent || xs->depth != 0)
         return;
+    if (xs->hdr_decls < UCHAR_MAX)
+        xs->hdr_decls++;
+    if (prefix) {
+        if (strcmp(prefix, "stream") == 0 && uri && strcmp(uri, PL_NS_STREAM) == 0)
+            xs->hdr_stream_ok = 1;
+        return;
+    }
     if (!xs->hdr)
         xs->hdr = pl__stanza_alloc(0);
     xs->hdr_ns = uri ? pl_stanza_strdup(xs->hdr, uri) : NULL;
 }
 
 /* Keeps a copy of the header's start tag, whose namespace declarations
- * a rebuilt parser needs (see pl_xml_stream_trim). */
-static void save_header(pl_xml_stream *xs)
+ * a rebuilt parser needs (see pl_xml_stream_trim), unless they are
+ * exactly CANON_HEADER's: the default namespace is the client one and
+ * "stream" the streams one. The element is then stream:stream, since no
+ * other prefix is bound to that namespace, and CANON_HEADER rebuilds the
+ * same bindings for what follows, its end tag included. */
+static void save_header(pl_xml_stream *xs, const char *element_ns, size_t element_ns_len)
 {
+    xs->hdr_canon = xs->hdr_decls == 2 && xs->hdr_stream_ok && xs->hdr_ns
+        && strcmp(xs->hdr_ns, PL_NS_CLIENT) == 0 && xs->content_ns == ns_client
+        && element_ns_len == sizeof PL_NS_STREAM - 1
+        && memcmp(element_ns, PL_NS_STREAM, element_ns_len) == 0;
+    pl_free(xs->hdr_raw);
+    xs->hdr_raw = NULL;
+    if (xs->hdr_canon)
+        return;
     int off = 0, size = 0;
     const char *buf = XML_GetInputContext(xs->p, &off, &size);
     int count = XML_GetCurrentByteCount(xs->p);
@@ -388,12 +418,12 @@ static void header_start(pl_xml_stream *xs, const char *name, const char **atts)
     xs->start = event_end(xs);
     if (xs->silent)
         return;
-    save_header(xs);
+    size_t urilen;
+    const char *local = split_name(name, &urilen);
+    save_header(xs, name, urilen);
     if (!xs->hdr)
         xs->hdr = pl__stanza_alloc(0);
     pl_stanza *h = xs->hdr;
-    size_t urilen;
-    const char *local = split_name(name, &urilen);
     const char *ns = pl_stanza_strndup(h, name, urilen);
     pl_node *root = pl__node_new(h, NULL, pl_stanza_strdup(h, local), ns);
     add_attrs(h, root, atts);
@@ -601,6 +631,7 @@ static void reset(pl_xml_stream *xs)
     create_parser(xs);
     pl_free(xs->hdr_raw);
     xs->hdr_raw = NULL;
+    xs->hdr_decls = xs->hdr_stream_ok = xs->hdr_canon = 0;
     pl_stanza_unref(xs->st);
     pl_stanza_unref(xs->hdr);
     xs->st = xs->hdr = NULL;
@@ -628,7 +659,8 @@ pl_xml_stream *pl_xml_stream_new(const pl_xml_stream_cb *cb, void *ud,
     if (cb)
         xs->cb = *cb;
     xs->ud = ud;
-    xs->content_ns = pl_strdup(content_ns ? content_ns : PL_NS_CLIENT);
+    xs->content_ns = !content_ns || strcmp(content_ns, PL_NS_CLIENT) == 0
+        ? (char *)ns_client : pl_strdup(content_ns);
     xs->content_len = strlen(xs->content_ns);
     xs->max = max_stanza;
     reset(xs);
@@ -646,7 +678,8 @@ void pl_xml_stream_free(pl_xml_stream *xs)
     if (xs->p)
         release_parser(xs);
     pl_free(xs->hdr_raw);
-    pl_free(xs->content_ns);
+    if (xs->content_ns != ns_client)
+        pl_free(xs->content_ns);
     pl_free(xs);
 }
 
@@ -702,10 +735,12 @@ static int rebuild(pl_xml_stream *xs)
     xs->silent = 1;
     xs->in_parse = 1;
     xs->pos = xs->start = 0;
-    xs->slice_end = (XML_Index)xs->hdr_raw_len;
+    const char *hdr = xs->hdr_canon ? CANON_HEADER : xs->hdr_raw;
+    size_t hdr_len = xs->hdr_canon ? sizeof CANON_HEADER - 1 : xs->hdr_raw_len;
+    xs->slice_end = (XML_Index)hdr_len;
     mem_pool *saved = cur_pool;
     cur_pool = &xs->pool;
-    enum XML_Status r = XML_Parse(xs->p, xs->hdr_raw, (int)xs->hdr_raw_len, XML_FALSE);
+    enum XML_Status r = XML_Parse(xs->p, hdr, (int)hdr_len, XML_FALSE);
     cur_pool = saved;
     xs->in_parse = 0;
     xs->silent = 0;
@@ -804,7 +839,8 @@ void pl_xml_stream_trim(pl_xml_stream *xs)
     }
     if (xs->state == EXPECT_HEADER && xs->pos == 0 && !xs->hdr)
         release_parser(xs);
-    else if (xs->state == OPEN && xs->depth == 1 && !xs->st && xs->pos == xs->start && xs->hdr_raw)
+    else if (xs->state == OPEN && xs->depth == 1 && !xs->st && xs->pos == xs->start
+             && (xs->hdr_raw || xs->hdr_canon))
         release_parser(xs);
 }
 
@@ -814,6 +850,13 @@ int pl_xml_stream_between(const pl_xml_stream *xs)
 {
     return !xs->in_parse && xs->state == OPEN && xs->depth == 1 && !xs->st
         && xs->pos == xs->start;
+}
+
+/* Bytes of the header copy kept to rebuild the parser after a trim: 0
+ * for a header that binds the namespaces CANON_HEADER does. */
+size_t pl_xml_stream_header_kept(const pl_xml_stream *xs)
+{
+    return xs->hdr_raw ? xs->hdr_raw_len : 0;
 }
 
 /* Bytes of parser memory held by all streams at this moment. */

@@ -62,6 +62,11 @@ size_t pl_xml_stream_cached(void);
  * call; called once a second, it empties the cache after a quiet second. */
 void pl_xml_stream_shrink_cache(void);
 
+/* Bytes of the stream header kept to rebuild a trimmed parser; 0 when
+ * the header declared exactly the default client namespace and the
+ * "stream" prefix, which a constant header rebuilds. */
+size_t pl_xml_stream_header_kept(const pl_xml_stream *xs);
+
 /* True when the stream is open, between top-level elements, with no
  * partial input held: the next byte may begin a new element. */
 int pl_xml_stream_between(const pl_xml_stream *xs);

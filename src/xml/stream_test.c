@@ -704,3 +704,59 @@ PL_TEST(trim_and_restart_after_close)
     check_log(r, HDR_LOG "stanza <a/>\nstanza <b/>\nclose\n" HDR_LOG "stanza <d/>\n");
     rec_free(r);
 }
+
+PL_TEST(trim_canonical_header_keeps_no_copy)
+{
+    rec *r = rec_new(PL_NS_CLIENT, 0);
+    CHECK_EQ(feed(r, HDR "<a/>"), 0);
+    CHECK_EQ(pl_xml_stream_header_kept(r->xs), 0);
+    pl_xml_stream_trim(r->xs);
+    CHECK_EQ(feed(r, "<message><body>x</body></message>"), 0);
+    pl_xml_stream_trim(r->xs);
+    CHECK_EQ(feed(r, "</stream:stream>"), 0);
+    check_log(r, HDR_LOG "stanza <a/>\nstanza <message><body>x</body></message>\nclose\n");
+    rec_free(r);
+}
+
+PL_TEST(trim_other_prefix_keeps_copy)
+{
+    /* the streams namespace under another prefix: the end tag must match it */
+    rec *r = rec_new(PL_NS_CLIENT, 0);
+    CHECK_EQ(feed(r, "<s:stream xmlns='jabber:client' xmlns:s='" STREAM_NS "'><a/>"), 0);
+    CHECK(pl_xml_stream_header_kept(r->xs) > 0);
+    pl_xml_stream_trim(r->xs);
+    CHECK_EQ(feed(r, "<b/></s:stream>"), 0);
+    check_log(r, "open " STREAM_NS " stream content=jabber:client\nstanza <a/>\n"
+                 "stanza <b/>\nclose\n");
+    rec_free(r);
+}
+
+PL_TEST(trim_extra_declaration_keeps_copy)
+{
+    /* a prefix declared on the header and used by a later stanza */
+    rec *r = rec_new(PL_NS_CLIENT, 0);
+    CHECK_EQ(feed(r, "<stream:stream xmlns='jabber:client' xmlns:stream='" STREAM_NS "' "
+                     "xmlns:x='urn:x'><a/>"), 0);
+    CHECK(pl_xml_stream_header_kept(r->xs) > 0);
+    pl_xml_stream_trim(r->xs);
+    CHECK_EQ(feed(r, "<x:b/></stream:stream>"), 0);
+    check_log(r, "open " STREAM_NS " stream content=jabber:client\nstanza <a/>\n"
+                 "stanza <b xmlns=\"urn:x\"/>\nclose\n");
+    rec_free(r);
+}
+
+PL_TEST(trim_other_default_namespace_keeps_copy)
+{
+    /* a client stream declaring jabber:server is not the constant header */
+    rec *r = rec_new(PL_NS_CLIENT, 0);
+    CHECK_EQ(feed(r, "<stream:stream xmlns='jabber:server' xmlns:stream='" STREAM_NS "'>"),
+             0);
+    CHECK(pl_xml_stream_header_kept(r->xs) > 0);
+    rec_free(r);
+    /* nor is a server stream declaring what a client header does */
+    r = rec_new(PL_NS_SERVER, 0);
+    CHECK_EQ(feed(r, "<stream:stream xmlns='jabber:client' xmlns:stream='" STREAM_NS "'>"),
+             0);
+    CHECK(pl_xml_stream_header_kept(r->xs) > 0);
+    rec_free(r);
+}
