@@ -233,15 +233,8 @@ static int is_answer(const pl_stanza *st)
 static void pg_array(pl_buf *b, char *const *items, int n)
 {
     pl_buf_putc(b, '{');
-    for (int i = 0; i < n; i++) {
-        pl_buf_puts(b, i ? ",\"" : "\"");
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                pl_buf_putc(b, '\\');
-            pl_buf_putc(b, *p);
-        }
-        pl_buf_putc(b, '"');
-    }
+    for (int i = 0; i < n; i++)
+        pl_db_array_add(b, items[i]);
     pl_buf_putc(b, '}');
 }
 

@@ -137,22 +137,6 @@ static void store_free_list(store_req *list, int answer)
     }
 }
 
-/* Appends s to a PostgreSQL array literal as one quoted element. */
-static void array_item(pl_buf *b, const char *s)
-{
-    pl_buf_putc(b, '"');
-    for (;;) {
-        size_t n = strcspn(s, "\"\\");
-        pl_buf_append(b, s, n);
-        s += n;
-        if (!*s)
-            break;
-        pl_buf_putc(b, '\\');
-        pl_buf_putc(b, *s++);
-    }
-    pl_buf_putc(b, '"');
-}
-
 /* Takes the oldest queued requests off the queue, as many as one
  * statement takes (at least one); returns them as a list. */
 static store_req *take_batch(instance *inst, int *n)
@@ -188,12 +172,8 @@ static void store_send(instance *inst)
         pl_buf_putc(&users, '{');
         pl_buf_putc(&stanzas, '{');
         for (store_req *r = batch; r; r = r->next) {
-            if (r != batch) {
-                pl_buf_putc(&users, ',');
-                pl_buf_putc(&stanzas, ',');
-            }
-            array_item(&users, r->user);
-            array_item(&stanzas, r->xml);
+            pl_db_array_add(&users, r->user);
+            pl_db_array_add(&stanzas, r->xml);
         }
         pl_buf_putc(&users, '}');
         pl_buf_putc(&stanzas, '}');

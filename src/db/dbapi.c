@@ -2,6 +2,7 @@
  * is tracked on the module so that unloading it cancels the query (its
  * callback, code in the module being closed, never runs); notification
  * subscriptions are tracked likewise and end with the module. */
+#include <string.h>
 #include "core/modmgr.h"
 #include "db/pg.h"
 
@@ -121,4 +122,21 @@ int pl_db_listening(const char *channel)
 int pl_db_available(void)
 {
     return pl_pg_available();
+}
+
+void pl_db_array_add(pl_buf *b, const char *s)
+{
+    if (b->len && b->data[b->len - 1] != '{')
+        pl_buf_putc(b, ',');
+    pl_buf_putc(b, '"');
+    for (;;) {
+        size_t n = strcspn(s, "\"\\");
+        pl_buf_append(b, s, n);
+        s += n;
+        if (!*s)
+            break;
+        pl_buf_putc(b, '\\');
+        pl_buf_putc(b, *s++);
+    }
+    pl_buf_putc(b, '"');
 }

@@ -524,6 +524,41 @@ PL_TEST(pg_params_rows_nulls)
     cleanup();
 }
 
+PL_TEST(pg_array_literal_round_trip)
+{
+    /* every element comes back from PostgreSQL exactly as given, in order */
+    static const char *const items[] = { "plain", "", "NULL", "a,b", "{x}", "say \"hi\"",
+                                         "back\\slash\\", " spaced ", "é<m a='1'/>" };
+    enum { N = sizeof items / sizeof *items };
+    setup();
+    pool_up(1);
+    pl_buf lit = PL_BUF_INIT;
+    pl_buf_putc(&lit, '{');
+    for (int i = 0; i < N; i++)
+        pl_db_array_add(&lit, items[i]);
+    pl_buf_putc(&lit, '}');
+    rec r = { 0 };
+    r.cols = 3;
+    CHECK(query("SELECT n, v IS NULL, v FROM unnest($1::text[]) WITH ORDINALITY AS t(v, n) "
+                "ORDER BY n", 1, P1(lit.data), &r));
+    wait_rec(&r, 5000);
+    CHECK(r.ok);
+    CHECK_EQ(r.rows, N);
+    pl_buf want = PL_BUF_INIT;
+    for (int i = 0; i < N; i++)
+        pl_buf_printf(&want, "%s%d|f|%s", i ? ";" : "", i + 1, items[i]);
+    CHECK_STR(r.text, want.data);
+    /* an empty literal is an empty array */
+    rec e = { 0 };
+    CHECK(query("SELECT cardinality($1::text[])", 1, P1("{}"), &e));
+    wait_rec(&e, 5000);
+    CHECK_STR(e.text, "0");
+    pl_buf_free(&want);
+    pl_buf_free(&lit);
+    pl_pg_shutdown();
+    cleanup();
+}
+
 static int acc_checked;
 static void accessor_cb(const pl_db_result *r, void *ud)
 {
@@ -1171,8 +1206,8 @@ PL_TEST(pg_notify_delivered)
 
     /* The pool is idle: the notification is read from the socket alone. */
     notify(chan_name, "example.org/alice");
-    wait_notes(&a, 1, 2000);
-    wait_notes(&b, 1, 2000);
+    wait_notes(&a, 1, 5000);
+    wait_notes(&b, 1, 5000);
     CHECK_STR(a.log, "example.org/alice");
     CHECK_STR(b.log, "example.org/alice");
 
@@ -1184,9 +1219,9 @@ PL_TEST(pg_notify_delivered)
     memset(big, 'p', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     notify(chan_name, big);
-    wait_notes(&a, 4, 2000);
-    wait_notes(&b, 4, 2000);
-    wait_notes(&other, 1, 2000);
+    wait_notes(&a, 4, 5000);
+    wait_notes(&b, 4, 5000);
+    wait_notes(&other, 1, 5000);
     char want[sizeof a.log];
     snprintf(want, sizeof want, "example.org/alice;;x/y z;'quoted';%s", big);
     CHECK_STR(a.log, want);
@@ -1202,7 +1237,7 @@ PL_TEST(pg_notify_delivered)
     run_for(200);
     CHECK_EQ(a.calls, 4);
     admin_cmd("COMMIT");
-    wait_notes(&a, 5, 2000);
+    wait_notes(&a, 5, 5000);
     run_for(100);
     CHECK_EQ(a.calls, 5);
     CHECK_STR(a.log + strlen(a.log) - 3, ";tx");
@@ -1210,7 +1245,7 @@ PL_TEST(pg_notify_delivered)
     /* Unsubscribed: no more calls; the others go on. */
     pl_pg_unlisten(lb);
     notify(chan_name, "after");
-    wait_notes(&a, 6, 2000);
+    wait_notes(&a, 6, 5000);
     run_for(100);
     CHECK_EQ(b.calls, 5);
     CHECK_STR(a.log + strlen(a.log) - 6, ";after");
@@ -1226,7 +1261,7 @@ PL_TEST(pg_notify_delivered)
         CHECK(query("SELECT 1", 0, NULL, &r[i]));
     notify(chan_name, "among queries");
     wait_calls(40, 5000);
-    wait_notes(&a, 7, 2000);
+    wait_notes(&a, 7, 5000);
     CHECK_STR(a.log + strlen(a.log) - 14, ";among queries");
     pl_pg_unlisten(la);
     pl_pg_unlisten(lo);
@@ -1243,7 +1278,7 @@ PL_TEST(pg_notify_after_reconnect)
     struct pl_pg_listen *la = listen_on(chan_name, &a);
     run_until(cond_listening, 5000);
     notify(chan_name, "one");
-    wait_notes(&a, 1, 2000);
+    wait_notes(&a, 1, 5000);
     CHECK_STR(a.log, "one");
 
     /* The listening backend is killed: the subscriber hears NULL, and a
@@ -1270,7 +1305,7 @@ PL_TEST(pg_notify_after_reconnect)
     CHECK_EQ(n, 1);
     CHECK(strcmp(now, killed) != 0);
     notify(chan_name, "two");
-    wait_notes(&a, 3, 2000);
+    wait_notes(&a, 3, 5000);
     CHECK_STR(a.log, "one;!;two");
 
     /* Every connection killed: the same, after the reconnect. */
@@ -1282,7 +1317,7 @@ PL_TEST(pg_notify_after_reconnect)
     CHECK_STR(a.log, "one;!;two;!");
     run_until(cond_listening, 10000);
     notify(chan_name, "three");
-    wait_notes(&a, 5, 2000);
+    wait_notes(&a, 5, 5000);
     run_for(100);
     CHECK_STR(a.log, "one;!;two;!;three");
 
@@ -1291,9 +1326,9 @@ PL_TEST(pg_notify_after_reconnect)
     CHECK_EQ(pl_pg_listening(chan_name), 0);
     CHECK_EQ(pl_pg_init(base, conninfo, 1), 0);
     run_until(cond_listening, 10000);
-    wait_notes(&a, 6, 2000);
+    wait_notes(&a, 6, 5000);
     notify(chan_name, "four");
-    wait_notes(&a, 7, 2000);
+    wait_notes(&a, 7, 5000);
     CHECK_STR(a.log, "one;!;two;!;three;!;four");
     CHECK_EQ(a.null_while_listening, 0);
     pl_pg_unlisten(la);
@@ -1316,11 +1351,11 @@ PL_TEST(pg_notify_unsubscribe_in_callback)
     c.unsub[1] = lc;
     run_until(cond_listening, 5000);
     notify(chan_name, "x");
-    wait_notes(&a, 1, 2000);
+    wait_notes(&a, 1, 5000);
     CHECK_EQ(c.calls, 1);
     CHECK_EQ(b.calls, 0);
     notify(chan_name, "y");
-    wait_notes(&a, 2, 2000);
+    wait_notes(&a, 2, 5000);
     run_for(100);
     CHECK_STR(a.log, "x;y");
     CHECK_STR(c.log, "x");
@@ -1332,12 +1367,12 @@ PL_TEST(pg_notify_unsubscribe_in_callback)
     CHECK_EQ(pl_db_listen(m, chan_name, heard_cb, &d), PL_OK);
     CHECK_EQ(pl_db_listening(chan_name), 1);
     notify(chan_name, "z");
-    wait_notes(&d, 1, 2000);
+    wait_notes(&d, 1, 5000);
     CHECK_STR(d.log, "z");
     pl__module_cancel_queries(m);
     pl_free(m);
     notify(chan_name, "w");
-    wait_notes(&a, 4, 2000);
+    wait_notes(&a, 4, 5000);
     run_for(100);
     CHECK_STR(d.log, "z");
     CHECK_STR(a.log, "x;y;z;w");
@@ -1364,17 +1399,17 @@ PL_TEST(pg_users_trigger_notifies)
     snprintf(sql, sizeof sql, "%s ('example.org', 'alice', 1, 's', 'a', 'b', 'c', 'd'), "
              "('example.org', 'bob', 1, 's', 'a', 'b', 'c', 'd')", cols);
     admin_cmd(sql);
-    wait_notes(&a, 2, 2000);
+    wait_notes(&a, 2, 5000);
     CHECK_STR(a.log, "example.org/alice;example.org/bob");
     admin_cmd("UPDATE users SET salt = 't' WHERE username = 'alice'");
-    wait_notes(&a, 3, 2000);
+    wait_notes(&a, 3, 5000);
     admin_cmd("UPDATE users SET username = 'carol' WHERE username = 'bob'");
-    wait_notes(&a, 5, 2000);
+    wait_notes(&a, 5, 5000);
     admin_cmd("DELETE FROM users WHERE username = 'alice'");
-    wait_notes(&a, 6, 2000);
+    wait_notes(&a, 6, 5000);
     admin_cmd("UPDATE users SET salt = 'u' WHERE username = 'nobody'");
     admin_cmd("TRUNCATE users CASCADE");
-    wait_notes(&a, 7, 2000);
+    wait_notes(&a, 7, 5000);
     run_for(100);
     CHECK_STR(a.log, "example.org/alice;example.org/bob;example.org/alice;"
                      "example.org/bob;example.org/carol;example.org/alice;");

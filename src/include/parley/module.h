@@ -18,7 +18,8 @@
 #include <parley/jid.h>
 
 #define PL_MODULE_ABI_MAJOR 1
-#define PL_MODULE_ABI_MINOR 1   /* 1: pl_db_listen, pl_db_listening, pl_now_ms */
+#define PL_MODULE_ABI_MINOR 2   /* 1: pl_db_listen, pl_db_listening, pl_now_ms;
+                                 * 2: pl_db_array_add */
 /* Built into every module and checked by the loader. */
 #define PL_BUILD_SIGNATURE "parley-abi1/" PL__STR(__SIZEOF_POINTER__) "/" PL__STR(__SIZEOF_LONG__)
 #define PL__STR2(x) #x
@@ -246,6 +247,12 @@ const char *pl_db_value(const pl_db_result *r, int row, int col); /* "" for NULL
 int pl_db_isnull(const pl_db_result *r, int row, int col);
 long pl_db_affected(const pl_db_result *r);   /* rows changed by INSERT/UPDATE/DELETE */
 int pl_db_available(void);
+
+/* Appends s to b as one element of a PostgreSQL array literal (quoted,
+ * with '"' and '\\' escaped), after a comma unless b ends in '{'. The
+ * caller opens the literal with '{' and closes it with '}'; the result
+ * is passed as a text parameter and cast in SQL ($1::text[]). */
+void pl_db_array_add(pl_buf *b, const char *s);
 
 /* Called with the payload of each notification on a channel ("" if it
  * had none), and with payload NULL when notifications may have been
