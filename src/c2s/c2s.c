@@ -153,28 +153,46 @@ static void trim_one(pl_session *s, void *ud)
     t->trimmed++;
 }
 
-static void sweep(evutil_socket_t fd, short what, void *arg)
+/* The registry is walked in SWEEP_STEPS steps per IDLE_TRIM_MS, so that
+ * no step holds the loop for long however many sessions there are (a
+ * step looks at a tenth of them and trims those that went quiet); the
+ * once-a-second work runs on its own timer. */
+#define SWEEP_STEPS 10
+
+static struct event *sweeper, *second;
+static uint32_t sweep_next;     /* registry slot the next step starts at */
+static int trimmed_this_second;
+
+static void sweep_step(evutil_socket_t fd, short what, void *arg)
 {
     struct trim_ctx t = { pl_now_ms(), 0 };
-    pl__sessions_each_raw(trim_one, &t);
-    if (t.trimmed)
-        pl_debug("c2s: released the parsers of %d idle sessions", t.trimmed);
+    uint32_t n = pl__sessions_slot_count() / SWEEP_STEPS + 1;
+    sweep_next = pl__sessions_each_from(sweep_next, n, trim_one, &t);
+    trimmed_this_second += t.trimmed;
+}
+
+static void each_second(evutil_socket_t fd, short what, void *arg)
+{
+    if (trimmed_this_second)
+        pl_debug("c2s: released the parsers of %d idle sessions", trimmed_this_second);
     pl__stanza_parse_trim();
     pl_xml_stream_shrink_cache();
     /* hand the pages freed by many idle sessions back to the system */
-    if (t.trimmed >= 64)
+    if (trimmed_this_second >= 64)
         malloc_trim(0);
+    trimmed_this_second = 0;
 }
-
-static struct event *sweeper;
 
 void pl__c2s_init(void)
 {
     if (sweeper)
         return;
-    sweeper = event_new(pl__loop_base(), -1, EV_PERSIST, sweep, NULL);
+    sweeper = event_new(pl__loop_base(), -1, EV_PERSIST, sweep_step, NULL);
+    struct timeval step = { 0, IDLE_TRIM_MS * 1000 / SWEEP_STEPS };
+    event_add(sweeper, &step);
+    second = event_new(pl__loop_base(), -1, EV_PERSIST, each_second, NULL);
     struct timeval tv = { IDLE_TRIM_MS / 1000, 0 };
-    event_add(sweeper, &tv);
+    event_add(second, &tv);
 }
 
 static void close_each(pl_session *s, void *ud)
@@ -186,7 +204,8 @@ void pl__c2s_shutdown_all(void)
 {
     if (sweeper) {
         event_free(sweeper);
-        sweeper = NULL;
+        event_free(second);
+        sweeper = second = NULL;
     }
     pl__sessions_each_raw(close_each, NULL);
 }

@@ -55,6 +55,21 @@ void pl__sessions_each_raw(void (*cb)(pl_session *s, void *ud), void *ud)
             cb(slots[i], ud);
 }
 
+uint32_t pl__sessions_each_from(uint32_t from, uint32_t n,
+                                 void (*cb)(pl_session *s, void *ud), void *ud)
+{
+    uint32_t i = from;
+    for (; i < nslots && i - from < n; i++)
+        if (slots[i])
+            cb(slots[i], ud);
+    return i < nslots ? i : 0;
+}
+
+uint32_t pl__sessions_slot_count(void)
+{
+    return nslots;
+}
+
 int pl__sessions_bound_count(void)
 {
     return nbound;

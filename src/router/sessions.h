@@ -32,6 +32,13 @@ void pl__sessions_free_data(pl_session *s);
 
 /* Iterates every registered session (any state). */
 void pl__sessions_each_raw(void (*cb)(pl_session *s, void *ud), void *ud);
+
+/* Iterates the sessions in registry slots from .. from+n-1 and returns
+ * the slot to continue from, 0 once the end was reached: a caller can
+ * walk the registry in bounded steps. cb must not register sessions. */
+uint32_t pl__sessions_each_from(uint32_t from, uint32_t n,
+                                void (*cb)(pl_session *s, void *ud), void *ud);
+uint32_t pl__sessions_slot_count(void);
 int pl__sessions_bound_count(void);
 
 #endif
