@@ -51,8 +51,7 @@ static void on_error(void *ud, const char *condition, const char *text)
 
 static const pl_xml_stream_cb cbs = { on_open, on_stanza, on_close, on_error };
 
-static const char head[] = "<stream:stream xmlns='jabber:client' "
-                           "xmlns:stream='http://etherx.jabber.org/streams'>";
+static const char head[] = PL_XML_CLIENT_HEADER;
 static const char tail[] = "</stream:stream>";
 
 static parse_ctx ctx;            /* the results of the current call */

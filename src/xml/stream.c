@@ -34,10 +34,7 @@
  * token) for the life of the connection. */
 #define MAX_SLICE (2 * 1024)
 
-/* The header a trimmed client stream is rebuilt from when the client's
- * own declared the same namespaces (see save_header), and the content
- * namespace such streams share instead of a copy each. */
-#define CANON_HEADER "<stream:stream xmlns='" PL_NS_CLIENT "' xmlns:stream='" PL_NS_STREAM "'>"
+/* The content namespace client streams share instead of a copy each. */
 static const char ns_client[] = PL_NS_CLIENT;
 
 /* COMPAT: expat 2.6 (and distributions that backported it) by default
@@ -74,8 +71,8 @@ struct pl_xml_stream {
     int silent;              /* re-parsing hdr_raw: no callbacks */
     unsigned char hdr_decls;     /* namespace declarations on the header */
     unsigned char hdr_stream_ok; /* one of them binds "stream" to PL_NS_STREAM */
-    unsigned char hdr_canon;     /* the header binds exactly what CANON_HEADER
-                                  * does, so no copy of it is kept */
+    unsigned char hdr_canon;     /* it binds what PL_XML_CLIENT_HEADER does,
+                                  * so no copy of it is kept */
     XML_Index pos;           /* bytes handed to expat since the last reset */
     XML_Index slice_end;     /* pos once the current XML_Parse call is done */
     XML_Index start;         /* where the pending top-level item begins */
@@ -382,10 +379,11 @@ static void XMLCALL on_nsdecl(void *ud, const XML_Char *prefix, const XML_Char *
 
 /* Keeps a copy of the header's start tag, whose namespace declarations
  * a rebuilt parser needs (see pl_xml_stream_trim), unless they are
- * exactly CANON_HEADER's: the default namespace is the client one and
- * "stream" the streams one. The element is then stream:stream, since no
- * other prefix is bound to that namespace, and CANON_HEADER rebuilds the
- * same bindings for what follows, its end tag included. */
+ * exactly PL_XML_CLIENT_HEADER's: the default namespace is the client
+ * one and "stream" the streams one. The element is then stream:stream,
+ * since no other prefix is bound to that namespace, and
+ * PL_XML_CLIENT_HEADER rebuilds the same bindings for what follows, its
+ * end tag included. */
 static void save_header(pl_xml_stream *xs, const char *element_ns, size_t element_ns_len)
 {
     xs->hdr_canon = xs->hdr_decls == 2 && xs->hdr_stream_ok && xs->hdr_ns
@@ -735,8 +733,8 @@ static int rebuild(pl_xml_stream *xs)
     xs->silent = 1;
     xs->in_parse = 1;
     xs->pos = xs->start = 0;
-    const char *hdr = xs->hdr_canon ? CANON_HEADER : xs->hdr_raw;
-    size_t hdr_len = xs->hdr_canon ? sizeof CANON_HEADER - 1 : xs->hdr_raw_len;
+    const char *hdr = xs->hdr_canon ? PL_XML_CLIENT_HEADER : xs->hdr_raw;
+    size_t hdr_len = xs->hdr_canon ? sizeof PL_XML_CLIENT_HEADER - 1 : xs->hdr_raw_len;
     xs->slice_end = (XML_Index)hdr_len;
     mem_pool *saved = cur_pool;
     cur_pool = &xs->pool;
@@ -853,7 +851,7 @@ int pl_xml_stream_between(const pl_xml_stream *xs)
 }
 
 /* Bytes of the header copy kept to rebuild the parser after a trim: 0
- * for a header that binds the namespaces CANON_HEADER does. */
+ * for a header that binds the namespaces PL_XML_CLIENT_HEADER does. */
 size_t pl_xml_stream_header_kept(const pl_xml_stream *xs)
 {
     return xs->hdr_raw ? xs->hdr_raw_len : 0;

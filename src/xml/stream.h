@@ -9,6 +9,13 @@
 
 typedef struct pl_xml_stream pl_xml_stream;
 
+/* The start tag of a client stream that declares nothing but the client
+ * namespace and the "stream" prefix: what stored stanzas are parsed
+ * inside, and what a trimmed client stream is rebuilt from when its own
+ * header declared the same. */
+#define PL_XML_CLIENT_HEADER \
+    "<stream:stream xmlns='" PL_NS_CLIENT "' xmlns:stream='" PL_NS_STREAM "'>"
+
 typedef struct pl_xml_stream_cb {
     /* The stream header. ns is the namespace of the element (must be
      * PL_NS_STREAM for a valid stream), name its local name ("stream"),
@@ -63,8 +70,8 @@ size_t pl_xml_stream_cached(void);
 void pl_xml_stream_shrink_cache(void);
 
 /* Bytes of the stream header kept to rebuild a trimmed parser; 0 when
- * the header declared exactly the default client namespace and the
- * "stream" prefix, which a constant header rebuilds. */
+ * the header declared what PL_XML_CLIENT_HEADER does, which then
+ * rebuilds it. */
 size_t pl_xml_stream_header_kept(const pl_xml_stream *xs);
 
 /* True when the stream is open, between top-level elements, with no
