@@ -30,7 +30,6 @@
 #define TEXT_MAX 4096            /* key and credentials of one entry */
 #define NFIELDS 5                /* salt and the four keys */
 #define INVAL_BUCKETS 256
-#define BUCKETS_MIN 64
 
 /* ==== the credentials cache ==== */
 
@@ -43,21 +42,19 @@ typedef struct blob {
     char text[];
 } blob;
 
-/* A cached account: its place in the hash table and the LRU list (most
- * recently used first), when it was fetched, and a private copy of the
- * credentials. */
+/* A cached account: its place in the hash table (link, with the key's
+ * hash) and the LRU list (most recently used first), when it was
+ * fetched, and a private copy of the credentials. */
 typedef struct entry {
-    struct entry *hnext;
+    pl_hnode link;
     struct entry *prev, *next;
     long long stored_ms;
-    uint32_t hash;
     blob *b;
 } entry;
 
 typedef struct cache {
-    entry **buckets;
-    size_t nbuckets;          /* a power of two */
-    size_t n, max;            /* max 0: caching is off */
+    pl_htab table;            /* key -> entry */
+    size_t max;               /* 0: caching is off */
     entry *head, *tail;       /* LRU order */
     long long ttl_ms;
     /* Whether a query's answer may still be cached when it arrives: the
@@ -66,14 +63,6 @@ typedef struct cache {
     uint32_t epoch;
     uint32_t inval[INVAL_BUCKETS];
 } cache;
-
-static uint32_t hash_key(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
 
 /* "host/username" into out; 0 if it does not fit. A nodeprepped
  * username and a domain cannot contain '/', so the key is unambiguous;
@@ -166,25 +155,21 @@ static void lru_push_front(cache *c, entry *e)
 
 static void cache_remove(cache *c, entry *e)
 {
-    entry **pp = &c->buckets[e->hash & (c->nbuckets - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = e->hnext;
+    pl_htab_remove(&c->table, &e->link);
     lru_unlink(c, e);
-    c->n--;
     pl_free(e->b);
     pl_free(e);
 }
 
+/* Whether a table node is the entry of key (the blob's first string). */
+static int entry_has_key(const pl_hnode *n, const void *key)
+{
+    return strcmp(PL_HTAB_ENTRY(n, entry, link)->b->text, key) == 0;
+}
+
 static entry *cache_find(cache *c, const char *key, uint32_t h)
 {
-    if (!c->buckets)
-        return NULL;
-    for (entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext)
-        if (e->hash == h && strcmp(e->b->text, key) == 0)
-            return e;
-    return NULL;
+    return PL_HTAB_ENTRY(pl_htab_find(&c->table, h, key, entry_has_key), entry, link);
 }
 
 /* Drops every entry; the table keeps its size. */
@@ -197,30 +182,7 @@ static void cache_clear(cache *c)
 static void cache_free(cache *c)
 {
     cache_clear(c);
-    pl_free(c->buckets);
-    c->buckets = NULL;
-    c->nbuckets = 0;
-}
-
-/* Doubles the table once it holds as many entries as buckets. */
-static void cache_grow(cache *c)
-{
-    if (c->buckets && c->n < c->nbuckets)
-        return;
-    size_t nb = c->nbuckets ? c->nbuckets * 2 : BUCKETS_MIN;
-    entry **b = pl_calloc(nb, sizeof *b);
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        entry *e = c->buckets[i];
-        while (e) {
-            entry *next = e->hnext;
-            e->hnext = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
-            e = next;
-        }
-    }
-    pl_free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = nb;
+    pl_htab_clear(&c->table);
 }
 
 /* Stores (or replaces) key's credentials, evicting the least recently
@@ -233,17 +195,13 @@ static void cache_put(cache *c, const char *key, uint32_t h, const pl_auth_creds
     entry *old = cache_find(c, key, h);
     if (old)
         cache_remove(c, old);
-    while (c->n >= c->max && c->tail)
+    while (pl_htab_count(&c->table) >= c->max && c->tail)
         cache_remove(c, c->tail);
-    cache_grow(c);
     entry *e = pl_calloc(1, sizeof *e);
-    e->hash = h;
     e->b = b;
     e->stored_ms = pl_now_ms();
-    e->hnext = c->buckets[h & (c->nbuckets - 1)];
-    c->buckets[h & (c->nbuckets - 1)] = e;
+    pl_htab_insert(&c->table, &e->link, h);
     lru_push_front(c, e);
-    c->n++;
 }
 
 /* The entry for key if it is fresh (an expired one is dropped), moved
@@ -312,7 +270,7 @@ static void users_changed(const char *payload, void *ud)
         cache_clear(c);
         return;
     }
-    uint32_t h = hash_key(payload);
+    uint32_t h = pl_strhash(payload);
     c->inval[h % INVAL_BUCKETS]++;
     entry *e = cache_find(c, payload, h);
     if (e)
@@ -506,7 +464,7 @@ static int get_creds(pl_host *h, const char *username, pl_auth_creds_cb cb, void
     char key[KEY_MAX];
     if (inst->cache.max == 0 || !make_key(key, sizeof key, pl_host_name(h), username))
         return start_query(inst, h, SQL_CREDS, username, NULL, 0, cb, NULL, ud);
-    uint32_t hash = hash_key(key);
+    uint32_t hash = pl_strhash(key);
     entry *e = pl_db_listening(CHANNEL) ? cache_get(&inst->cache, key, hash) : NULL;
     if (e) {
         hit_queue(inst, e, cb, ud);

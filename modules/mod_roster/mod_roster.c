@@ -61,113 +61,6 @@
 #define SQL_DELETE SQL_DEL
 #define SQL_DELETE_BUMP "WITH v AS (" SQL_BUMP "), d AS (" SQL_DEL ") SELECT version FROM v"
 
-/* ==== a small string-keyed hash table ==== */
-
-/* Keys are borrowed: each points into the value it maps to. */
-typedef struct hent {
-    struct hent *next;
-    const char *key;
-    void *val;
-} hent;
-
-typedef struct htab {
-    hent **b;
-    size_t nb;   /* a power of two, or 0 */
-    size_t n;
-} htab;
-
-static size_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (*s) {
-        h ^= (unsigned char)*s++;
-        h *= 1099511628211ULL;
-    }
-    return (size_t)(h ^ (h >> 32));
-}
-
-static hent **ht_slot(htab *t, const char *key)
-{
-    if (!t->nb)
-        return NULL;
-    hent **pp = &t->b[hash_str(key) & (t->nb - 1)];
-    while (*pp && strcmp((*pp)->key, key) != 0)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void *ht_get(htab *t, const char *key)
-{
-    hent **pp = ht_slot(t, key);
-    return pp && *pp ? (*pp)->val : NULL;
-}
-
-static void ht_grow(htab *t)
-{
-    size_t nb = t->nb ? t->nb * 2 : 16;
-    hent **b = pl_calloc(nb, sizeof *b);
-    for (size_t i = 0; i < t->nb; i++)
-        while (t->b[i]) {
-            hent *e = t->b[i];
-            t->b[i] = e->next;
-            size_t k = hash_str(e->key) & (nb - 1);
-            e->next = b[k];
-            b[k] = e;
-        }
-    pl_free(t->b);
-    t->b = b;
-    t->nb = nb;
-}
-
-/* Adds key (not present yet). */
-static void ht_put(htab *t, const char *key, void *val)
-{
-    if (t->n + 1 > t->nb)
-        ht_grow(t);
-    hent *e = pl_malloc(sizeof *e);
-    size_t k = hash_str(key) & (t->nb - 1);
-    e->key = key;
-    e->val = val;
-    e->next = t->b[k];
-    t->b[k] = e;
-    t->n++;
-}
-
-static void ht_del(htab *t, const char *key)
-{
-    hent **pp = ht_slot(t, key);
-    if (!pp || !*pp)
-        return;
-    hent *e = *pp;
-    *pp = e->next;
-    pl_free(e);
-    t->n--;
-}
-
-/* The values, in no particular order, as a new array of t->n entries. */
-static void **ht_values(htab *t)
-{
-    void **v = pl_malloc((t->n + 1) * sizeof *v);
-    size_t k = 0;
-    for (size_t i = 0; i < t->nb; i++)
-        for (hent *e = t->b[i]; e; e = e->next)
-            v[k++] = e->val;
-    return v;
-}
-
-static void ht_free(htab *t)
-{
-    for (size_t i = 0; i < t->nb; i++)
-        while (t->b[i]) {
-            hent *e = t->b[i];
-            t->b[i] = e->next;
-            pl_free(e);
-        }
-    pl_free(t->b);
-    t->b = NULL;
-    t->nb = t->n = 0;
-}
-
 /* ==== state ==== */
 
 typedef struct instance instance;
@@ -176,6 +69,7 @@ typedef struct op op;
 
 /* A cached record; the strings of `it` are owned by it. */
 typedef struct ritem {
+    pl_hnode link;               /* in ruser.items, keyed by it.jid */
     struct ritem *prev, *next;   /* roster order */
     pl_roster_item it;
 } ritem;
@@ -184,17 +78,18 @@ enum { U_LOADING, U_READY, U_NOUSER, U_FAILED };
 
 /* The cached roster of one account. */
 struct ruser {
+    pl_hnode link;         /* in instance.users, keyed by node */
     instance *in;
     char *node;
-    int state;
     long long version;
-    htab items;            /* contact -> ritem */
+    pl_htab items;         /* contact -> ritem */
     ritem *first, *last;
+    op *head, *tail;       /* operations waiting to run */
+    op *inflight;          /* the operation whose write is in flight */
+    int state;
     int nitems;            /* records that are roster items */
     int npending;          /* pending-in records that are not */
-    op *head, *tail;       /* operations waiting to run */
     int nqueued;
-    op *inflight;          /* the operation whose write is in flight */
     int pumping;           /* pump() is running */
     int hold;              /* each() is iterating */
 };
@@ -212,7 +107,7 @@ struct instance {
     instance *next;
     pl_module *m;
     pl_host *host;
-    htab users;            /* node -> ruser */
+    pl_htab users;         /* node -> ruser */
     rsess *sessions;
     int max_items;
     int max_name;
@@ -374,9 +269,14 @@ static char **split_groups(const char *s, int *n)
 
 /* ==== the cache of one account ==== */
 
+static const char *item_key(const pl_hnode *n)
+{
+    return PL_HTAB_ENTRY(n, ritem, link)->it.jid;
+}
+
 static ritem *lookup(ruser *u, const char *contact)
 {
-    return ht_get(&u->items, contact);
+    return PL_HTAB_ENTRY(pl_htab_find_str(&u->items, contact, item_key), ritem, link);
 }
 
 static void count_item(ruser *u, const pl_roster_item *it, int d)
@@ -396,7 +296,7 @@ static void link_item(ruser *u, ritem *ri)
     else
         u->first = ri;
     u->last = ri;
-    ht_put(&u->items, ri->it.jid, ri);
+    pl_htab_insert(&u->items, &ri->link, pl_strhash(ri->it.jid));
     count_item(u, &ri->it, 1);
 }
 
@@ -410,7 +310,7 @@ static void unlink_item(ruser *u, ritem *ri)
         ri->next->prev = ri->prev;
     else
         u->last = ri->prev;
-    ht_del(&u->items, ri->it.jid);
+    pl_htab_remove(&u->items, &ri->link);
     count_item(u, &ri->it, -1);
 }
 
@@ -447,7 +347,7 @@ static void ruser_free(ruser *u)
         u->first = ri->next;
         item_free(ri);
     }
-    ht_free(&u->items);
+    pl_htab_clear(&u->items);
     pl_free(u->node);
     pl_free(u);
 }
@@ -485,7 +385,7 @@ static void maybe_drop(ruser *u, int closing)
         return;
     if (u->state == U_READY && pl_user_sessions(u->in->host, u->node, NULL, 0) - closing > 0)
         return;
-    ht_del(&u->in->users, u->node);
+    pl_htab_remove(&u->in->users, &u->link);
     ruser_free(u);
 }
 
@@ -942,9 +842,14 @@ static void load_done(const pl_db_result *r, void *ud)
 
 /* The cache entry of node; with create, a missing one is made and starts
  * loading. NULL if there is none, or the load could not start. */
+static const char *ruser_key(const pl_hnode *n)
+{
+    return PL_HTAB_ENTRY(n, ruser, link)->node;
+}
+
 static ruser *ruser_get(instance *in, const char *node, int create)
 {
-    ruser *u = ht_get(&in->users, node);
+    ruser *u = PL_HTAB_ENTRY(pl_htab_find_str(&in->users, node, ruser_key), ruser, link);
     if (u || !create)
         return u;
     u = pl_calloc(1, sizeof *u);
@@ -956,7 +861,7 @@ static ruser *ruser_get(instance *in, const char *node, int create)
         ruser_free(u);
         return NULL;
     }
-    ht_put(&in->users, u->node, u);
+    pl_htab_insert(&in->users, &u->link, pl_strhash(u->node));
     return u;
 }
 
@@ -1206,12 +1111,14 @@ static int api_interested(const pl_session *s)
     return r && r->interested;
 }
 
+/* Drops owner's queued operations from every cached roster of in.
+ * Nothing here runs a callback, so the only change to the table while it
+ * is iterated is maybe_drop() removing the current account. */
 static void cancel_in(instance *in, pl_module *owner)
 {
-    void **users = ht_values(&in->users);
-    size_t n = in->users.n;
-    for (size_t i = 0; i < n; i++) {
-        ruser *u = users[i];
+    pl_htab_iter iter;
+    for (pl_hnode *hn = pl_htab_first(&in->users, &iter); hn; hn = pl_htab_next(&iter)) {
+        ruser *u = PL_HTAB_ENTRY(hn, ruser, link);
         if (u->inflight && u->inflight->owner == owner)
             u->inflight->cancelled = 1;
         op **pp = &u->head;
@@ -1229,7 +1136,6 @@ static void cancel_in(instance *in, pl_module *owner)
         }
         maybe_drop(u, 0);
     }
-    pl_free(users);
 }
 
 static void api_cancel(pl_module *owner)
@@ -1279,12 +1185,13 @@ static void *roster_save(pl_module *m)
         sv->sess[sv->nsess].versioned = r->versioned;
         sv->nsess++;
     }
-    void **users = ht_values(&in->users);
-    sv->users = pl_calloc(in->users.n + 1, sizeof *sv->users);
-    for (size_t i = 0; i < in->users.n; i++)
-        if (((ruser *)users[i])->state == U_READY)
-            sv->users[sv->nusers++] = pl_strdup(((ruser *)users[i])->node);
-    pl_free(users);
+    sv->users = pl_calloc(pl_htab_count(&in->users) + 1, sizeof *sv->users);
+    pl_htab_iter iter;
+    for (pl_hnode *hn = pl_htab_first(&in->users, &iter); hn; hn = pl_htab_next(&iter)) {
+        ruser *u = PL_HTAB_ENTRY(hn, ruser, link);
+        if (u->state == U_READY)
+            sv->users[sv->nusers++] = pl_strdup(u->node);
+    }
     return sv;
 }
 
@@ -1322,12 +1229,15 @@ static void roster_unload(pl_module *m)
             *pp = in->next;
             break;
         }
-    /* Everyone still waiting hears that the roster went away. Queries in
-     * flight are cancelled by the core after this returns. */
-    void **users = ht_values(&in->users);
-    size_t n = in->users.n;
-    for (size_t i = 0; i < n; i++) {
-        ruser *u = users[i];
+    /* Everyone still waiting hears that the roster went away. Their
+     * callbacks may run anything, so the accounts leave the instance's
+     * table before the first one runs. Queries in flight are cancelled by
+     * the core after this returns. */
+    pl_htab users = in->users;
+    pl_htab_init(&in->users);
+    pl_htab_iter iter;
+    for (pl_hnode *hn = pl_htab_first(&users, &iter); hn; hn = pl_htab_next(&iter)) {
+        ruser *u = PL_HTAB_ENTRY(hn, ruser, link);
         u->pumping = 1;
         if (u->inflight) {
             op *o = u->inflight;
@@ -1338,8 +1248,8 @@ static void roster_unload(pl_module *m)
         fail_all(u, PL_EUNAVAIL);
         ruser_free(u);
     }
-    pl_free(users);
-    ht_free(&in->users);
+    pl_htab_clear(&users);
+    pl_htab_clear(&in->users);
     for (rsess *r = in->sessions; r; r = r->next)
         r->in = NULL;
     pl_free(in);

@@ -64,7 +64,7 @@ static void sweep(void)
 
 void pl__throttle_fail(const char *addr)
 {
-    if (table.count > 10000)
+    if (pl__strmap_count(&table) > 10000)
         sweep();
     entry *e = current(addr);
     if (!e) {

@@ -1,107 +1,74 @@
-/* core/strmap.c: the string-keyed hash map of strmap.h (FNV-1a hashing,
- * doubling at load factor 1). */
+/* core/strmap.c: the string-keyed map of strmap.h, one table entry per
+ * key holding a copy of the key and the borrowed value. */
 #include <string.h>
 #include <parley/base.h>
 #include "core/strmap.h"
 
-unsigned pl__strhash(const char *s)
+static pl__strmap_entry *entry_of(const pl_hnode *n)
 {
-    unsigned h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
+    return PL_HTAB_ENTRY(n, pl__strmap_entry, link);
 }
 
-static pl__strmap_entry **find(const pl__strmap *m, const char *key, unsigned h)
+static int entry_has_key(const pl_hnode *n, const void *key)
 {
-    pl__strmap_entry **pp = &m->buckets[h & (m->nbuckets - 1)];
-    for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->hash == h && strcmp((*pp)->key, key) == 0)
-            return pp;
-    return pp;
+    return strcmp(entry_of(n)->key, key) == 0;
+}
+
+static pl__strmap_entry *find(const pl__strmap *m, const char *key, uint32_t hash)
+{
+    return entry_of(pl_htab_find(&m->tab, hash, key, entry_has_key));
 }
 
 void *pl__strmap_get(const pl__strmap *m, const char *key)
 {
-    if (!m->nbuckets)
-        return NULL;
-    pl__strmap_entry **pp = find(m, key, pl__strhash(key));
-    return *pp ? (*pp)->value : NULL;
-}
-
-static void grow(pl__strmap *m)
-{
-    size_t n = m->nbuckets ? m->nbuckets * 2 : 16;
-    pl__strmap_entry **b = pl_calloc(n, sizeof *b);
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        pl__strmap_entry *e = m->buckets[i], *next;
-        for (; e; e = next) {
-            next = e->next;
-            e->next = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-        }
-    }
-    pl_free(m->buckets);
-    m->buckets = b;
-    m->nbuckets = n;
+    pl__strmap_entry *e = find(m, key, pl_strhash(key));
+    return e ? e->value : NULL;
 }
 
 void *pl__strmap_set(pl__strmap *m, const char *key, void *value)
 {
-    if (m->count >= m->nbuckets)
-        grow(m);
-    unsigned h = pl__strhash(key);
-    pl__strmap_entry **pp = find(m, key, h);
-    if (*pp) {
-        void *old = (*pp)->value;
-        (*pp)->value = value;
+    uint32_t hash = pl_strhash(key);
+    pl__strmap_entry *e = find(m, key, hash);
+    if (e) {
+        void *old = e->value;
+        e->value = value;
         return old;
     }
     size_t klen = strlen(key) + 1;
-    pl__strmap_entry *e = pl_malloc(sizeof *e + klen);
+    e = pl_malloc(sizeof *e + klen);
     memcpy(e->key, key, klen);
-    e->hash = h;
     e->value = value;
-    e->next = NULL;
-    *pp = e;
-    m->count++;
+    pl_htab_insert(&m->tab, &e->link, hash);
     return NULL;
 }
 
 void *pl__strmap_del(pl__strmap *m, const char *key)
 {
-    if (!m->nbuckets)
-        return NULL;
-    pl__strmap_entry **pp = find(m, key, pl__strhash(key));
-    pl__strmap_entry *e = *pp;
+    pl__strmap_entry *e = find(m, key, pl_strhash(key));
     if (!e)
         return NULL;
     void *v = e->value;
-    *pp = e->next;
+    pl_htab_remove(&m->tab, &e->link);
     pl_free(e);
-    m->count--;
     return v;
+}
+
+size_t pl__strmap_count(const pl__strmap *m)
+{
+    return pl_htab_count(&m->tab);
 }
 
 void pl__strmap_each(const pl__strmap *m, void (*fn)(const char *, void *, void *), void *ud)
 {
-    for (size_t i = 0; i < m->nbuckets; i++)
-        for (pl__strmap_entry *e = m->buckets[i]; e; e = e->next)
-            fn(e->key, e->value, ud);
+    pl_htab_iter it;
+    for (pl_hnode *n = pl_htab_first(&m->tab, &it); n; n = pl_htab_next(&it))
+        fn(entry_of(n)->key, entry_of(n)->value, ud);
 }
 
 void pl__strmap_clear(pl__strmap *m)
 {
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        pl__strmap_entry *e = m->buckets[i], *next;
-        for (; e; e = next) {
-            next = e->next;
-            pl_free(e);
-        }
-    }
-    pl_free(m->buckets);
-    m->buckets = NULL;
-    m->nbuckets = m->count = 0;
+    pl_htab_iter it;
+    for (pl_hnode *n = pl_htab_first(&m->tab, &it); n; n = pl_htab_next(&it))
+        pl_free(entry_of(n));
+    pl_htab_clear(&m->tab);
 }

@@ -14,12 +14,14 @@
 #include <stdint.h>
 #include <parley/base.h>
 #include <parley/buf.h>
+#include <parley/htab.h>
 #include <parley/stanza.h>
 #include <parley/jid.h>
 
 #define PL_MODULE_ABI_MAJOR 1
-#define PL_MODULE_ABI_MINOR 2   /* 1: pl_db_listen, pl_db_listening, pl_now_ms;
-                                 * 2: pl_db_array_add */
+#define PL_MODULE_ABI_MINOR 3   /* 1: pl_db_listen, pl_db_listening, pl_now_ms;
+                                 * 2: pl_db_array_add;
+                                 * 3: pl_htab_* and pl_strhash (parley/htab.h) */
 /* Built into every module and checked by the loader. */
 #define PL_BUILD_SIGNATURE "parley-abi1/" PL__STR(__SIZEOF_POINTER__) "/" PL__STR(__SIZEOF_LONG__)
 #define PL__STR2(x) #x
