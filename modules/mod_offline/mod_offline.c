@@ -8,7 +8,15 @@
  * that arrived while the previous one ran.
  * When a session of the account becomes available with a non-negative
  * priority, the stored messages are sent to it in order and then exactly
- * those are deleted. */
+ * those are deleted.
+ *
+ * Most logins find nothing stored, so the module keeps the set of
+ * accounts that may have stored messages and skips the query for the
+ * others. The set is read from the table when needed and kept current by
+ * the trigger on it (schema version 4), which announces every account
+ * given a message on the channel parley_offline, whoever inserted it; an
+ * account leaves the set when a delivery has handed over everything. The
+ * set is trusted only while that LISTEN is in effect. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +70,9 @@
     "ORDER BY id LIMIT " FETCH_BATCH_S
 #define SQL_DELETE \
     "DELETE FROM offline WHERE host = $1 AND username = $2 AND id = ANY ($3::bigint[])"
+#define SQL_HOLDERS "SELECT DISTINCT username FROM offline WHERE host = $1"
+
+#define CHANNEL "parley_offline"   /* the offline table's trigger (schema.c) */
 
 typedef struct instance instance;
 
@@ -85,7 +96,19 @@ typedef struct fetch_req {
     uint64_t sid;
     int again;          /* a message was stored meanwhile: fetch once more */
     int full;           /* the last batch was full */
+    uint64_t since;     /* the instance's marks when the last fetch was sent */
 } fetch_req;
+
+/* An account that may have stored messages. */
+typedef struct holder {
+    pl_hnode link;
+    uint64_t mark;      /* the instance's marks when it was last marked */
+    char name[];
+} holder;
+
+/* What the set of holders says: nothing (read it first), nothing yet (it
+ * is being read), or which accounts may have stored messages. */
+enum { HOLDERS_UNKNOWN, HOLDERS_LOADING, HOLDERS_KNOWN };
 
 struct instance {
     pl_module *m;
@@ -97,11 +120,118 @@ struct instance {
     store_req *batch;          /* in the statement in flight, in order */
     int batch_n;
     fetch_req *fetches;
+    pl_htab holders;           /* holder by name */
+    int holders_state;
+    uint32_t epoch;            /* bumped whenever notifications were missed */
+    uint32_t load_epoch;       /* epoch when the holders query was sent */
+    uint64_t marks;            /* count of holder marks so far */
 };
 
 /* The per-session marker: present while the session is available with a
  * non-negative priority and has been offered its stored messages. */
 static int eligible_marker;
+
+/* ==== accounts that may have stored messages ==== */
+
+static const char *holder_name(const pl_hnode *n)
+{
+    return PL_HTAB_ENTRY(n, holder, link)->name;
+}
+
+static holder *holder_find(const instance *inst, const char *user)
+{
+    return PL_HTAB_ENTRY(pl_htab_find_str(&inst->holders, user, holder_name), holder, link);
+}
+
+/* Notes that user may have stored messages (from now on). */
+static void holder_mark(instance *inst, const char *user)
+{
+    holder *h = holder_find(inst, user);
+    if (!h) {
+        size_t len = strlen(user) + 1;
+        h = pl_malloc(sizeof *h + len);
+        memcpy(h->name, user, len);
+        pl_htab_insert(&inst->holders, &h->link, pl_strhash(user));
+    }
+    h->mark = ++inst->marks;
+}
+
+/* Everything user had stored up to marks `since` was handed over: the
+ * account leaves the set unless it was marked after that. */
+static void holder_done(instance *inst, const char *user, uint64_t since)
+{
+    holder *h = holder_find(inst, user);
+    if (h && h->mark <= since) {
+        pl_htab_remove(&inst->holders, &h->link);
+        pl_free(h);
+    }
+}
+
+static void holders_free(instance *inst)
+{
+    pl_htab_iter it;
+    for (pl_hnode *n = pl_htab_first(&inst->holders, &it); n; n = pl_htab_next(&it))
+        pl_free(PL_HTAB_ENTRY(n, holder, link));
+    pl_htab_clear(&inst->holders);
+}
+
+static void holders_loaded(const pl_db_result *res, void *ud)
+{
+    instance *inst = ud;
+    if (!pl_db_ok(res) || inst->load_epoch != inst->epoch) {
+        if (!pl_db_ok(res))
+            pl_mlog(inst->m, PL_LOG_WARN, "cannot read which accounts have offline "
+                    "messages: %s", pl_db_error(res));
+        inst->holders_state = HOLDERS_UNKNOWN;
+        return;
+    }
+    for (int i = 0, n = pl_db_rows(res); i < n; i++)
+        holder_mark(inst, pl_db_value(res, i, 0));
+    inst->holders_state = HOLDERS_KNOWN;
+    pl_mlog(inst->m, PL_LOG_DEBUG, "%zu account%s with offline messages",
+            pl_htab_count(&inst->holders), pl_htab_count(&inst->holders) == 1 ? "" : "s");
+}
+
+/* Whether user may have stored messages. Until the set is known it says
+ * yes, and starts reading the set if notifications are flowing (marks
+ * made while it is read stay). */
+static int may_hold(instance *inst, const char *user)
+{
+    if (!pl_db_listening(CHANNEL))
+        return 1;
+    if (inst->holders_state == HOLDERS_KNOWN)
+        return holder_find(inst, user) != NULL;
+    if (inst->holders_state == HOLDERS_UNKNOWN) {
+        const char *params[1] = { inst->host };
+        inst->load_epoch = inst->epoch;
+        if (pl_db_query(inst->m, SQL_HOLDERS, 1, params, holders_loaded, inst) == PL_OK)
+            inst->holders_state = HOLDERS_LOADING;
+    }
+    return 1;
+}
+
+static void kick_delivery(instance *inst, const char *user);
+
+/* A notification from the trigger: "host/username" was given a message.
+ * NULL: some may have been missed, so the set is read again when next
+ * needed. */
+static void offline_changed(const char *payload, void *ud)
+{
+    instance *inst = ud;
+    if (!payload) {
+        inst->epoch++;
+        holders_free(inst);
+        if (inst->holders_state == HOLDERS_KNOWN)
+            inst->holders_state = HOLDERS_UNKNOWN;
+        return;
+    }
+    const char *slash = strchr(payload, '/');
+    size_t hlen = strlen(inst->host);
+    if (!slash || (size_t)(slash - payload) != hlen || memcmp(payload, inst->host, hlen) != 0)
+        return;
+    holder_mark(inst, slash + 1);
+    kick_delivery(inst, slash + 1);
+}
 
 /* ==== storing ==== */
 
@@ -203,8 +333,6 @@ static int answer_matches(const pl_db_result *res, int n)
     return 1;
 }
 
-static void kick_delivery(instance *inst, const char *user);
-
 /* Answers the senders of a stored batch: a stored message is accepted,
  * the others are bounced. Each account with a message stored is offered
  * its messages once. */
@@ -234,8 +362,10 @@ static void batch_answer(instance *inst, store_req *batch, const pl_db_result *r
     /* the first row of an account is stored if any of its rows is */
     i = 0;
     for (const store_req *r = batch; r; r = r->next, i++)
-        if (strcmp(pl_db_value(res, i, 2), "t") == 0 && strcmp(pl_db_value(res, i, 3), "1") == 0)
+        if (strcmp(pl_db_value(res, i, 2), "t") == 0 && strcmp(pl_db_value(res, i, 3), "1") == 0) {
+            holder_mark(inst, r->user);
             kick_delivery(inst, r->user);
+        }
 }
 
 static void store_done(const pl_db_result *res, void *ud)
@@ -354,17 +484,23 @@ static int fetch_query(fetch_req *f)
 {
     f->again = 0;
     f->full = 0;
+    f->since = f->inst->marks;
     const char *params[2] = { f->inst->host, f->user };
     return pl_db_query(f->inst->m, SQL_FETCH, 2, params, fetch_done, f);
 }
 
 /* Starts delivering user's stored messages to s, unless a delivery to the
- * account is under way already (it is then told to look again). */
+ * account is under way already (it is then told to look again) or the
+ * account is known to have none. */
 static void fetch_start(instance *inst, pl_session *s, const char *user)
 {
     fetch_req *f = fetch_of(inst, user);
     if (f) {
         f->again = 1;
+        return;
+    }
+    if (!may_hold(inst, user)) {
+        pl_mlog(inst->m, PL_LOG_DEBUG, "%s has no offline messages", user);
         return;
     }
     f = pl_calloc(1, sizeof *f);
@@ -414,6 +550,8 @@ static void delete_done(const pl_db_result *res, void *ud)
     }
     char *user = pl_strdup(f->user);
     int retry = f->again && !(s && is_eligible(inst, s));
+    if (!f->full && !f->again)
+        holder_done(inst, user, f->since);
     fetch_free(f);
     if (retry)
         kick_delivery(inst, user);
@@ -459,6 +597,8 @@ static void fetch_done(const pl_db_result *res, void *ud)
         /* nothing handed over, so nothing is deleted */
         char *user = pl_strdup(f->user);
         int retry = f->again || (pl_db_rows(res) > 0);
+        if (!retry)
+            holder_done(inst, user, f->since);
         fetch_free(f);
         if (retry)
             kick_delivery(inst, user);
@@ -529,6 +669,7 @@ static void offline_unload(pl_module *m)
     store_free_list(inst->batch, 0);
     while (inst->fetches)
         fetch_free(inst->fetches);
+    holders_free(inst);
     pl_free(inst);
     pl_module_set_data(m, NULL);
 }
@@ -541,6 +682,7 @@ static int offline_load(pl_module *m)
     inst->quota = pl_option_int(m, "quota");
     snprintf(inst->quota_text, sizeof inst->quota_text, "%lld", inst->quota);
     inst->queue_tail = &inst->queue;
+    pl_htab_init(&inst->holders);
     pl_module_set_data(m, inst);
     int rc = pl_add_feature(m, "msgoffline");
     if (rc == 0)
@@ -549,6 +691,8 @@ static int offline_load(pl_module *m)
         rc = pl_hook(m, "session/available", on_available, inst, 0);
     if (rc == 0)
         rc = pl_hook(m, "presence/self", on_self_presence, inst, 5);
+    if (rc == 0)
+        rc = pl_db_listen(m, CHANNEL, offline_changed, inst);
     if (rc < 0)
         offline_unload(m);
     return rc;

@@ -119,6 +119,22 @@ const pl_migration pl_schema_migrations[] = {
       "    FOR EACH ROW EXECUTE FUNCTION parley_users_notify();\n"
       "CREATE TRIGGER users_truncate_notify AFTER TRUNCATE ON users\n"
       "    FOR EACH STATEMENT EXECUTE FUNCTION parley_users_notify();\n" },
+    /* every account given stored messages is announced on the channel
+     * parley_offline as "host/username" (at commit, once per statement),
+     * so that servers keeping the set of accounts with offline messages
+     * learn of them whoever inserted the rows */
+    { 4,
+      "CREATE OR REPLACE FUNCTION parley_offline_notify() RETURNS trigger\n"
+      "LANGUAGE plpgsql AS $$\n"
+      "BEGIN\n"
+      "    PERFORM pg_notify('parley_offline', d.host || '/' || d.username)\n"
+      "    FROM (SELECT DISTINCT host, username FROM inserted) d;\n"
+      "    RETURN NULL;\n"
+      "END\n"
+      "$$;\n"
+      "CREATE TRIGGER offline_notify AFTER INSERT ON offline\n"
+      "    REFERENCING NEW TABLE AS inserted\n"
+      "    FOR EACH STATEMENT EXECUTE FUNCTION parley_offline_notify();\n" },
     { 0, NULL }
 };
 

@@ -429,3 +429,127 @@ class OfflineBatchTests(OfflineHelpers, ParleyTestCase):
             self.assertDelayed(m, alice + '/a', bob, 'real %d' % i)
         await b.no_message()
         await self.wait_count(srv, 0, bob)
+
+
+LISTENING = r'listening on parley_offline'
+
+
+class OfflineHoldersTests(OfflineHelpers, ParleyTestCase):
+    """The set of accounts that may have stored messages: a login outside
+    it costs no query; the trigger on the table adds accounts whoever
+    inserts, and losing the notifications makes the set unknown again."""
+
+    def insert(self, srv, user, body, silently=False):
+        """Stores a message for user as another program would; silently:
+        with the table's trigger off, so no notification is sent."""
+        stanza = ("<message xmlns=\"jabber:client\" from=\"admin@localhost\" to=\"%s\" "
+                  "type=\"chat\"><body>%s</body></message>" % (user, body))
+        sql = ("INSERT INTO offline (host, username, stanza) VALUES ('localhost', '%s', '%s');"
+               % (node(user), stanza))
+        if silently:
+            sql = ("BEGIN; ALTER TABLE offline DISABLE TRIGGER offline_notify; " + sql +
+                   " ALTER TABLE offline ENABLE TRIGGER offline_notify; COMMIT;")
+        srv.run.pg.psql(sql, dbname=srv.dbname)
+
+    def skipped(self, srv, user):
+        """How often the server skipped the query for user's messages."""
+        return len(re.findall(r'\b%s has no offline messages' % re.escape(node(user)), srv.log()))
+
+    async def known(self, srv):
+        """Logs throwaway accounts in and out until the server has read the
+        set (it does so on a login once its LISTEN is in effect)."""
+        rx = r'\d+ accounts? with offline messages'
+        before = len(re.findall(rx, srv.log()))
+        for _ in range(20):
+            jid, pw = self.user(srv, prefix='probe')
+            c = await login(self, jid, pw, server=srv)
+            await c.no_message(0.2)
+            await c.close()
+            if len(re.findall(rx, srv.log())) > before:
+                return
+        self.fail('the set of accounts with messages was never read\n' + srv.log_tail(20))
+
+    async def assertBody(self, client, body):
+        m = await client.next_message()
+        self.assertEqual((m['from'].full, m['type'], m['body']),
+                         ('admin@localhost', 'chat', body), xml_str(m))
+
+    async def assertFetchedAtLogin(self, srv, user, password, body):
+        """user logs in, gets the one stored message, which is then
+        deleted; the server did look (the query was not skipped)."""
+        c = await login(self, user, password, server=srv)
+        await self.assertBody(c, body)
+        await self.wait_stored(srv, user, 0)
+        self.assertEqual(self.skipped(srv, user), 0)
+
+    async def test_login_without_messages_skips_the_query(self):
+        srv = self.parley(modules=MODULES)
+        await self.known(srv)
+        alice, apw = self.user(srv, prefix='alice')
+        bob, bpw = self.user(srv, prefix='bob')
+        b = await login(self, bob, bpw, server=srv, resource='one')
+        await b.no_message(0.2)
+        self.assertEqual(self.skipped(srv, bob), 1, srv.log_tail(20))
+        await b.close()
+        a = await self.online(alice, apw, server=srv, resource='a')
+        self.send(a, bob, 'while you were out')
+        await self.wait_stored(srv, bob, 1)
+        b = await login(self, bob, bpw, server=srv, resource='two')
+        m = await b.next_message()
+        self.assertDelayed(m, alice + '/a', bob, 'while you were out')
+        await self.wait_stored(srv, bob, 0)
+        self.assertEqual(self.skipped(srv, bob), 1)
+        # everything handed over: the next session costs no query again
+        b2 = await login(self, bob, bpw, server=srv, resource='three')
+        await b2.no_message(0.3)
+        await b.no_message(0.1)
+        self.assertEqual(self.skipped(srv, bob), 2, srv.log_tail(20))
+
+    async def test_insert_by_another_program_reaches_online_session(self):
+        srv = self.parley(modules=MODULES)
+        await self.known(srv)
+        bob, bpw = self.user(srv, prefix='bob')
+        b = await login(self, bob, bpw, server=srv)
+        await b.no_message(0.2)
+        await self.in_thread(self.insert, srv, bob, 'from elsewhere')
+        await self.assertBody(b, 'from elsewhere')
+        await self.wait_stored(srv, bob, 0)
+        await b.no_message()
+
+    async def test_insert_by_another_program_while_offline(self):
+        srv = self.parley(modules=MODULES)
+        await self.known(srv)
+        bob, bpw = self.user(srv, prefix='bob')
+        await self.in_thread(self.insert, srv, bob, 'kept for you')
+        await asyncio.sleep(0.3)
+        await self.assertFetchedAtLogin(srv, bob, bpw, 'kept for you')
+
+    async def test_messages_stored_before_start_are_read(self):
+        srv = self.parley(modules=MODULES)
+        bob, bpw = self.user(srv, prefix='bob')
+        await self.in_thread(srv.stop)
+        await self.in_thread(self.insert, srv, bob, 'stored before the start', True)
+        await self.in_thread(srv.start)
+        await self.known(srv)   # the set is read from the table now
+        await self.assertFetchedAtLogin(srv, bob, bpw, 'stored before the start')
+
+    async def test_set_forgotten_when_listener_lost(self):
+        srv = self.parley(modules=MODULES)
+        await self.known(srv)
+        bob, bpw = self.user(srv, prefix='bob')
+        # a silent insert goes unseen while the set is trusted
+        await self.in_thread(self.insert, srv, bob, 'silent', True)
+        b = await login(self, bob, bpw, server=srv, resource='one')
+        await b.no_message(0.5)
+        self.assertEqual(self.skipped(srv, bob), 1)
+        await b.close()
+        # parleyd's database connections are killed: notifications may
+        # have been missed, so the set is forgotten and read again
+        srv.run.pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = '%s' AND pid <> pg_backend_pid()" % srv.dbname,
+                        dbname='postgres')
+        srv.wait_log('(?s)%s.*%s' % (LISTENING, LISTENING), timeout=10)
+        b = await login(self, bob, bpw, server=srv, resource='two')
+        await self.assertBody(b, 'silent')
+        await self.wait_stored(srv, bob, 0)
+        self.assertEqual(self.skipped(srv, bob), 1)
