@@ -10,42 +10,88 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import unittest
 
-from harness import wait_until
+from harness import run_context, wait_until
 from test_s2s_common import FedTestCase, stream_line
 
 DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
+START_ATTEMPTS = 5
+IN_USE = 'Address already in use'
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+def free_dns_port():
+    """A loopback port free right now for both UDP and TCP (dnsmasq binds
+    both). Another process may still take it before dnsmasq does."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(('127.0.0.1', 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(('127.0.0.1', port))
+                except OSError:
+                    continue
+                return port
+    raise AssertionError('no loopback port free for both UDP and TCP')
 
 
 class Dnsmasq:
-    """dnsmasq answering only from the given records on 127.0.0.1."""
+    """dnsmasq answering only from the given records on 127.0.0.1:port.
+
+    The port is chosen before dnsmasq binds it, so a parallel test can take
+    it in between: when dnsmasq exits with "Address already in use" it is
+    started again on a fresh port, START_ATTEMPTS times at most. It counts
+    as started once it answers a query (a probe that bound the port itself
+    could make dnsmasq's own bind fail)."""
 
     def __init__(self, records):
-        self.port = free_udp_port()
+        run = run_context()
+        self.logfile = os.path.join(run.tmp, 'dnsmasq%d.log' % run.next_id())
+        for _ in range(START_ATTEMPTS):
+            self.port = free_dns_port()
+            if self._start(records, 10 * run.slow):
+                return
+            if IN_USE not in self.log():
+                raise AssertionError('dnsmasq exited with status %d: %s'
+                                     % (self.proc.returncode, self.log()))
+        raise AssertionError('dnsmasq found no free port in %d attempts: %s'
+                             % (START_ATTEMPTS, self.log()))
+
+    def _start(self, records, timeout):
+        """Starts dnsmasq on self.port; true once it answers, false if it
+        exited first. Kills it and raises if it does neither in time."""
         argv = [DNSMASQ, '--no-daemon', '--port=%d' % self.port,
                 '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
                 '--conf-file=/dev/null', '--local=/test/', '--pid-file=', '--log-queries']
-        self.proc = subprocess.Popen(argv + list(records), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wait_until(self._bound, 10, what='dnsmasq to listen')
+        with open(self.logfile, 'wb') as log:
+            self.proc = subprocess.Popen(argv + list(records), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self._answers(), timeout,
+                       what='dnsmasq to answer on port %d' % self.port)
+        except AssertionError as e:
+            self.stop()
+            raise AssertionError('%s: %s' % (e, self.log()))
+        return self.proc.poll() is None
 
-    def _bound(self):
-        if self.proc.poll() is not None:
-            raise AssertionError('dnsmasq exited: %s' % self.proc.stdout.read().decode())
+    def _answers(self):
+        """Whether a query for ready.test gets a reply with its id."""
+        query = struct.pack('>6H', 0x7e57, 0x0100, 1, 0, 0, 0) + \
+            b'\x05ready\x04test\x00' + struct.pack('>2H', 1, 1)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
             try:
-                s.bind(('127.0.0.1', self.port))
+                s.sendto(query, ('127.0.0.1', self.port))
+                return s.recv(512)[:2] == query[:2]
             except OSError:
-                return True
-        return False
+                return False
+
+    def log(self):
+        with open(self.logfile, errors='replace') as f:
+            return f.read()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -55,7 +101,6 @@ class Dnsmasq:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.proc.stdout.close()
 
 
 @unittest.skipUnless(os.path.exists(DNSMASQ), 'dnsmasq is not installed')
