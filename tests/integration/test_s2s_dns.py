@@ -170,6 +170,9 @@ class DnsTests(FedTestCase):
         # no SRV: the domain's own address on port 5269, where the test
         # listens, accepts and hangs up: the attempt fails and is bounced
         lsn = socket.socket()
+        # the test hangs up first, which leaves 127.0.0.8:5269 in TIME_WAIT
+        # for a minute: without SO_REUSEADDR the next run could not bind it
+        lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             lsn.bind(('127.0.0.8', 5269))
         except OSError as e:
