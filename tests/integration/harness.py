@@ -2,7 +2,7 @@
 
 One test run shares a temporary PostgreSQL cluster (socket only, run by an
 unprivileged user), a test CA with leaf certificates, and a scratch
-directory. Each Parley instance gets its own database, config file, free
+directory. Each Parley instance gets its own database, config file, reserved
 loopback ports and log file. Clients are slixmpp ClientXMPP objects driven
 by the test's asyncio loop, or RawClient, a blocking socket client for
 protocol-level tests that returns exactly what the server sent.
@@ -75,11 +75,81 @@ def sanitizer_env():
     return env
 
 
-def free_port():
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+# ==== ports ====
+
+START_ATTEMPTS = 5
+
+
+def reserve_port(addr='127.0.0.1'):
+    """A TCP socket bound to a port of addr that no other socket is bound
+    to, with SO_REUSEADDR and not listening. While it stays open the
+    kernel gives the port to no other bind to port 0 (how every test
+    worker and run picks its ports) and to no outgoing connection, yet a
+    server that sets SO_REUSEADDR itself (parleyd, Prosody, dnsmasq) can
+    bind and listen beside it."""
+    family = socket.AF_INET6 if ':' in addr else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, 0))
+    return s
+
+
+class Ports:
+    """The TCP ports of one server by name ("c2s", "s2s"...), each held by
+    reserve_port() from take() until close(), restarts included, so no
+    other test takes them between picking and listening."""
+
+    def __init__(self):
+        self._held = {}
+
+    def take(self, name, addr='127.0.0.1'):
+        """Reserves a fresh port on addr for name (releasing name's old
+        one) and returns its number."""
+        if name in self._held:
+            self._held.pop(name).close()
+        self._held[name] = reserve_port(addr)
+        return self[name]
+
+    def __getitem__(self, name):
+        return self._held[name].getsockname()[1]
+
+    def get(self, name):
+        return self[name] if name in self._held else None
+
+    def renew(self, addr, port):
+        """Takes a fresh port in place of addr:port, which another process
+        holds; returns (name, port, new port). Raises if addr:port is not
+        one of ours."""
+        addr = addr.strip('[]')
+        for name, s in self._held.items():
+            if s.getsockname()[:2] == (addr, port):
+                return name, port, self.take(name, addr)
+        raise AssertionError('%s port %d is taken, and it is not a port of this server'
+                             % (addr, port))
+
+    def close(self):
+        for s in self._held.values():
+            s.close()
+        self._held.clear()
+
+
+def start_on_free_ports(what, attempt, renew, attempts=START_ATTEMPTS):
+    """Starts a server whose port another process may hold despite the
+    reservation (one that binds a fixed port with SO_REUSEADDR): attempt()
+    starts it once and returns None when it is up, or (addr, port) of the
+    listener it could not open, the server stopped; renew((addr, port))
+    then gives it a fresh port and the start is tried again, `attempts`
+    times at most. Returns what renew returned each time (such as
+    Ports.renew's (name, port, new port))."""
+    taken_all, renewed = [], []
+    for _ in range(attempts):
+        taken = attempt()
+        if taken is None:
+            return renewed
+        taken_all.append(taken)
+        renewed.append(renew(taken))
+    raise AssertionError('%s: a port was taken by another process at each of %d starts: %s'
+                         % (what, attempts, ', '.join('%s:%d' % t for t in taken_all)))
 
 
 def wait_until(pred, timeout, interval=0.05, what='condition'):
@@ -92,6 +162,22 @@ def wait_until(pred, timeout, interval=0.05, what='condition'):
         if time.monotonic() >= deadline:
             raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, what))
         time.sleep(interval)
+
+
+def file_size(path):
+    """The size of path in bytes, 0 if it is missing (where the lines a
+    process appends next will start, for read_from)."""
+    return os.path.getsize(path) if os.path.exists(path) else 0
+
+
+def read_from(path, offset=0):
+    """The text of a file from byte offset on ('' if it is missing)."""
+    try:
+        with open(path, 'rb') as f:
+            f.seek(offset)
+            return f.read().decode(errors='replace')
+    except OSError:
+        return ''
 
 
 def tail(path, lines=60):
@@ -341,8 +427,8 @@ class Parley:
         self.logfile = os.path.join(self.dir, 'parleyd.log')
         self.ctl_socket = os.path.join(self.dir, 'ctl.sock')
         self.dbname = self.run.pg.createdb()
-        self.c2s_port = free_port()
-        self.c2s_tls_port = free_port()
+        self.ports = Ports()
+        self.take_ports()
         self.vhosts = list(vhosts)
         self.modules = list(modules)
         self.limits = {'max_stanza_size': '256k', 'unauth_timeout': '30s',
@@ -361,6 +447,19 @@ class Parley:
     @property
     def ca(self):
         return self.run.certs.ca
+
+    def take_ports(self):
+        """Reserves the listeners' ports (a subclass adds its own)."""
+        self.ports.take('c2s')
+        self.ports.take('c2s_tls')
+
+    @property
+    def c2s_port(self):
+        return self.ports['c2s']
+
+    @property
+    def c2s_tls_port(self):
+        return self.ports['c2s_tls']
 
     def config_text(self):
         lines = [
@@ -390,10 +489,25 @@ class Parley:
     # -- process control --
 
     def start(self, wait_db=True, timeout=20):
-        """Starts parleyd and waits until the c2s port accepts and (if
-        wait_db) `parleyctl status` says "database: up"."""
+        """Starts parleyd and waits until the c2s port accepts and
+        `parleyctl status` answers (with "database: up" if wait_db). When
+        parleyd exits at start-up because another process holds one of its
+        ports, that port is renewed, the config rewritten and parleyd
+        started again (start_on_free_ports); then ports_renewed() runs."""
         if not os.access(self.parleyd, os.X_OK):
             raise AssertionError('%s is not built' % self.parleyd)
+        timeout *= self.run.slow
+        renewed = start_on_free_ports('parleyd #%d' % self.n,
+                                      lambda: self._start_once(wait_db, timeout), self._renew)
+        if renewed:
+            self.ports_renewed(renewed)
+        return self
+
+    def _start_once(self, wait_db, timeout):
+        """Starts parleyd once; None when it is up, or (host, port) of the
+        listener it could not open because the address was in use (it has
+        exited then)."""
+        offset = file_size(self.logfile)
         self._log = open(self.logfile, 'ab')
         self.proc = subprocess.Popen([self.parleyd, '--config', self.conf],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
@@ -401,20 +515,41 @@ class Parley:
                                      cwd=self.dir)
         if self not in self.run.instances:
             self.run.instances.append(self)
-        timeout *= self.run.slow
+
+        def exited():
+            return self.proc.poll() is not None
+        # the control socket opens after every listener, so a status
+        # answer also means no other process answered on the c2s port
         try:
-            wait_until(self._accepting, timeout, what='parleyd to accept on c2s')
-            if wait_db:
-                wait_until(self.db_up, timeout, interval=0.1,
-                           what='"database: up" in parleyctl status')
+            wait_until(lambda: exited() or self._accepting(), timeout,
+                       what='parleyd to accept on c2s')
+            wait_until(lambda: exited() or self._status_ok(wait_db), timeout, interval=0.1,
+                       what='"database: up" in parleyctl status' if wait_db
+                       else 'parleyctl status to answer')
         except AssertionError as e:
             raise AssertionError('%s\n--- parleyd log (tail) ---\n%s' % (e, self.log_tail()))
-        return self
+        if not exited():
+            return None
+        rc = self.proc.returncode
+        self.kill9()
+        self.check_log_clean()
+        m = re.search(r'cannot listen on (\S+) port (\d+): Address already in use',
+                      read_from(self.logfile, offset))
+        if m is None:
+            raise AssertionError('parleyd exited with status %d during start-up\n'
+                                 '--- parleyd log (tail) ---\n%s' % (rc, self.log_tail()))
+        return m.group(1), int(m.group(2))
+
+    def _renew(self, taken):
+        renewed = self.ports.renew(*taken)
+        self.write_config()
+        return renewed
+
+    def ports_renewed(self, renewed):
+        """Called after a start that had to renew ports ((name, port, new
+        port) each): a subclass tells whoever recorded the old numbers."""
 
     def _accepting(self):
-        if self.proc.poll() is not None:
-            raise AssertionError('parleyd exited with status %d during start-up'
-                                 % self.proc.returncode)
         try:
             with socket.create_connection(('127.0.0.1', self.c2s_port), timeout=1):
                 return True
@@ -422,8 +557,12 @@ class Parley:
             return False
 
     def db_up(self):
+        return self._status_ok(True)
+
+    def _status_ok(self, db_up):
         r = self.ctl('status', check=False)
-        return r.returncode == 0 and re.search(r'^database: up$', r.stdout, re.M) is not None
+        return r.returncode == 0 and \
+            (not db_up or re.search(r'^database: up$', r.stdout, re.M) is not None)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -1120,13 +1259,17 @@ class ParleyTestCase(unittest.IsolatedAsyncioTestCase):
             cls.class_error = e
             if cls.shared is not None:
                 cls.shared.kill9()
+                cls.shared.ports.close()
                 cls.shared = None
 
     @classmethod
     def tearDownClass(cls):
         if cls.shared is not None:
             srv, cls.shared = cls.shared, None
-            srv.stop()
+            try:
+                srv.stop()
+            finally:
+                srv.ports.close()
 
     def setUp(self):
         self._servers = []
@@ -1165,11 +1308,16 @@ class ParleyTestCase(unittest.IsolatedAsyncioTestCase):
 
     def parley(self, start=True, **kw):
         """A fresh server for this test (stopped, and checked, at the end)."""
-        p = Parley(self.run_ctx, **kw)
-        self._servers.append(p)
+        p = self.track(Parley(self.run_ctx, **kw))
         if start:
             p.start()
         return p
+
+    def track(self, server):
+        """Stops server (in tearDown) and releases its ports (after it)."""
+        self._servers.append(server)
+        self.addCleanup(server.ports.close)
+        return server
 
     def user(self, server=None, password=None, domain='localhost', prefix='u'):
         """Creates a new account; returns (bare JID, password)."""

@@ -9,7 +9,7 @@ import ssl
 import time
 import xml.etree.ElementTree as ET
 
-from harness import DEFAULT_MODULES, NS_STREAM, Parley, ParleyTestCase, free_port, wait_until
+from harness import DEFAULT_MODULES, NS_STREAM, Parley, ParleyTestCase, wait_until
 
 NS_SERVER = 'jabber:server'
 NS_DB = 'jabber:server:dialback'
@@ -28,33 +28,61 @@ def built_modules(build):
                  if os.path.exists(os.path.join(build, 'modules', 'mod_%s.so' % m)))
 
 
-def s2s_port_pair():
-    """A TCP port free on 127.0.0.1 (the s2s listeners use other loopback
-    addresses with the same number)."""
-    return free_port()
+def tell_peers(server, renewed):
+    """After server's start renewed ports ((name, port, new port) each),
+    whatever recorded its s2s ports (server.peers: the servers routed to it,
+    a DNS server with its SRV records) gets peer_moved({port: new port})."""
+    moved = {old: new for name, old, new in renewed if name in ('s2s', 's2s_tls')}
+    if moved:
+        for peer in server.peers:
+            peer.peer_moved(moved)
+
+
+def route_text(addr, port, direct_tls=False):
+    """ADDR:PORT as mod_s2s's routes option spells it."""
+    host = '[%s]' % addr if ':' in addr else addr
+    return '%s:%d%s' % (host, port, '/tls' if direct_tls else '')
 
 
 class FedParley(Parley):
     """A parleyd serving `domain`, with mod_s2s, `listen s2s ADDR:PORT`,
     tls.ca_file (the test CA unless ca_file says otherwise) and the s2s
-    module options in s2s_options (strings, written quoted)."""
+    module options in s2s_options (strings, written quoted).
+
+    Its s2s ports are reserved on ADDR itself. The servers routed to it
+    with route_to() are in `peers`, and learn its new s2s ports when its
+    start had to renew them (tell_peers)."""
 
     def __init__(self, run, domain, addr, *, s2s_options=None, ca_file=None, cert=None,
                  s2s_require_tls=True, s2s_tls=False, extra_modules=(), extra_domains=(),
                  **kw):
         self.domain = domain
         self.s2s_addr = addr
-        self.s2s_port = s2s_port_pair()
-        self.s2s_tls_port = s2s_port_pair() if s2s_tls else None
+        self.s2s_tls = s2s_tls
         self.s2s_options = dict(s2s_options or {})
         self.peer_ca = ca_file
         self.cert_override = cert
         self.s2s_require_tls = s2s_require_tls
         self.routes = {}
+        self.peers = []
         modules = tuple(DEFAULT_MODULES) + ('s2s',) + built_modules(run.build) + \
             tuple(extra_modules)
         kw.setdefault('limits', {})
         super().__init__(run, vhosts=(domain,) + tuple(extra_domains), modules=modules, **kw)
+
+    def take_ports(self):
+        super().take_ports()
+        self.ports.take('s2s', self.s2s_addr)
+        if self.s2s_tls:
+            self.ports.take('s2s_tls', self.s2s_addr)
+
+    @property
+    def s2s_port(self):
+        return self.ports['s2s']
+
+    @property
+    def s2s_tls_port(self):
+        return self.ports.get('s2s_tls')
 
     def config_text(self):
         text = super().config_text()
@@ -71,7 +99,8 @@ class FedParley(Parley):
             lines.append('listen s2s_tls %s:%d;' % (addr, self.s2s_tls_port))
         opts = dict(self.s2s_options)
         if self.routes:
-            opts['routes'] = ' '.join('%s=%s' % kv for kv in sorted(self.routes.items()))
+            opts['routes'] = ' '.join('%s=%s' % (d, r() if callable(r) else r)
+                                      for d, r in sorted(self.routes.items()))
         body = ' '.join('%s "%s";' % (k, v) for k, v in sorted(opts.items()))
         lines.append('module s2s { %s }' % body)
         return text + '\n'.join(lines) + '\n'
@@ -79,15 +108,31 @@ class FedParley(Parley):
     def route(self, domain, addr, port, direct_tls=False):
         """Maps domain to addr:port (written to the config; restart or
         reload to apply)."""
-        host = '[%s]' % addr if ':' in addr else addr
-        self.routes[domain] = '%s:%d%s' % (host, port, '/tls' if direct_tls else '')
+        self.routes[domain] = route_text(addr, port, direct_tls)
         self.write_config()
 
     def route_to(self, other, direct_tls=False):
-        """Routes every domain other serves to its listener."""
+        """Routes every domain other (a FedParley or a Prosody) serves to
+        its listener, whose port is read each time the config is written."""
+        def text():
+            return route_text(other.s2s_addr,
+                              other.s2s_tls_port if direct_tls else other.s2s_port, direct_tls)
         for domain in other.vhosts:
-            self.route(domain, other.s2s_addr,
-                       other.s2s_tls_port if direct_tls else other.s2s_port, direct_tls)
+            self.routes[domain] = text
+        if self not in other.peers:
+            other.peers.append(self)
+        self.write_config()
+
+    def ports_renewed(self, renewed):
+        tell_peers(self, renewed)
+
+    def peer_moved(self, moved):
+        """A server this one routes to has new s2s ports (its routes read
+        them when the config is written)."""
+        self.write_config()
+        if self.running():
+            self.stop()
+            self.start()
 
     def s2s(self):
         """`parleyctl s2s` as a list of field lists."""
@@ -113,8 +158,7 @@ class FedTestCase(ParleyTestCase):
     127.0.0.3). Failures print both logs."""
 
     def fed(self, domain, addr, start=True, **kw):
-        p = FedParley(self.run_ctx, domain, addr, **kw)
-        self._servers.append(p)
+        p = self.track(FedParley(self.run_ctx, domain, addr, **kw))
         if start:
             p.start()
         return p

@@ -14,68 +14,77 @@ import struct
 import subprocess
 import unittest
 
-from harness import run_context, wait_until
+from harness import Ports, run_context, start_on_free_ports, wait_until
 from test_s2s_common import FedTestCase, stream_line
 
 DNSMASQ = shutil.which('dnsmasq') or '/usr/sbin/dnsmasq'
-START_ATTEMPTS = 5
 IN_USE = 'Address already in use'
-
-
-def free_dns_port():
-    """A loopback port free right now for both UDP and TCP (dnsmasq binds
-    both). Another process may still take it before dnsmasq does."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(('127.0.0.1', 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(('127.0.0.1', port))
-                except OSError:
-                    continue
-                return port
-    raise AssertionError('no loopback port free for both UDP and TCP')
 
 
 class Dnsmasq:
     """dnsmasq answering only from the given records on 127.0.0.1:port.
 
-    The port is chosen before dnsmasq binds it, so a parallel test can take
-    it in between: when dnsmasq exits with "Address already in use" it is
-    started again on a fresh port, START_ATTEMPTS times at most. It counts
-    as started once it answers a query (a probe that bound the port itself
-    could make dnsmasq's own bind fail)."""
+    dnsmasq binds the port for both TCP and UDP. The TCP port is reserved
+    (harness.Ports) and was free for UDP when chosen, but a parallel test
+    can take it for UDP before dnsmasq binds it: when dnsmasq exits with
+    "Address already in use" it is started again on a fresh port
+    (start_on_free_ports). It counts as started once it answers a query (a
+    probe that bound the port itself could make dnsmasq's own bind fail).
+
+    When a server whose s2s port is in the SRV records has to renew it at
+    its start, dnsmasq learns the new port (peer_moved) and restarts."""
 
     def __init__(self, records):
-        run = run_context()
-        self.logfile = os.path.join(run.tmp, 'dnsmasq%d.log' % run.next_id())
-        for _ in range(START_ATTEMPTS):
-            self.port = free_dns_port()
-            if self._start(records, 10 * run.slow):
-                return
-            if IN_USE not in self.log():
-                raise AssertionError('dnsmasq exited with status %d: %s'
-                                     % (self.proc.returncode, self.log()))
-        raise AssertionError('dnsmasq found no free port in %d attempts: %s'
-                             % (START_ATTEMPTS, self.log()))
+        self.run = run_context()
+        self.logfile = os.path.join(self.run.tmp, 'dnsmasq%d.log' % self.run.next_id())
+        self.records = list(records)
+        self.ports = Ports()
+        self._take_port()
+        self._launch()
 
-    def _start(self, records, timeout):
-        """Starts dnsmasq on self.port; true once it answers, false if it
-        exited first. Kills it and raises if it does neither in time."""
+    def _launch(self):
+        start_on_free_ports('dnsmasq', lambda: self._start(10 * self.run.slow),
+                            lambda taken: self._take_port())
+
+    @property
+    def port(self):
+        return self.ports['dns']
+
+    def _take_port(self):
+        """Reserves a TCP port on 127.0.0.1 that is free for UDP too."""
+        for _ in range(20):
+            port = self.ports.take('dns')
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                try:
+                    u.bind(('127.0.0.1', port))
+                except OSError:
+                    continue
+                return 'dns'
+        raise AssertionError('no loopback port free for both UDP and TCP')
+
+    def _start(self, timeout):
+        """Starts dnsmasq on self.port; None once it answers, or its
+        address if it exited because the port was in use. Raises if it
+        exited for another reason, or kills it and raises if it does
+        neither in time."""
         argv = [DNSMASQ, '--no-daemon', '--port=%d' % self.port,
                 '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv', '--no-hosts',
                 '--conf-file=/dev/null', '--local=/test/', '--pid-file=', '--log-queries']
         with open(self.logfile, 'wb') as log:
-            self.proc = subprocess.Popen(argv + list(records), stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(argv + self.records, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_until(lambda: self.proc.poll() is not None or self._answers(), timeout,
                        what='dnsmasq to answer on port %d' % self.port)
         except AssertionError as e:
-            self.stop()
+            self._kill()
             raise AssertionError('%s: %s' % (e, self.log()))
-        return self.proc.poll() is None
+        if self.proc.poll() is None:
+            return None
+        if IN_USE not in self.log():
+            raise AssertionError('dnsmasq exited with status %d: %s'
+                                 % (self.proc.returncode, self.log()))
+        return '127.0.0.1', self.port
 
     def _answers(self):
         """Whether a query for ready.test gets a reply with its id."""
@@ -93,7 +102,25 @@ class Dnsmasq:
         with open(self.logfile, errors='replace') as f:
             return f.read()
 
+    def peer_moved(self, moved):
+        """Points the SRV records at a server's new s2s ports ({port: new
+        port}) and restarts dnsmasq if that changed them."""
+        records = []
+        for r in self.records:
+            f = r.split(',')
+            if r.startswith('--srv-host=') and len(f) > 2 and int(f[2]) in moved:
+                f[2] = str(moved[int(f[2])])
+            records.append(','.join(f))
+        if records != self.records:
+            self.records = records
+            self._kill()
+            self._launch()
+
     def stop(self):
+        self._kill()
+        self.ports.close()
+
+    def _kill(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -107,8 +134,12 @@ class Dnsmasq:
 class DnsTests(FedTestCase):
 
     def dns(self, records):
+        """dnsmasq with these records, told when a server of this test
+        renews an s2s port at its start (the records may name it)."""
         d = Dnsmasq(records)
         self.addCleanup(d.stop)
+        for server in self._servers:
+            server.peers.append(d)
         return d
 
     def servers(self, b_tls=False):
