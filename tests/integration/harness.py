@@ -133,6 +133,27 @@ class Ports:
         self._held.clear()
 
 
+def accepts(addr, port):
+    """Whether a TCP connection to addr:port is accepted now."""
+    try:
+        with socket.create_connection((addr, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class PortsOwner:
+    """A server whose listeners are on reserved ports (self.ports) named in
+    a config file it writes (self.write_config())."""
+
+    def _renew(self, taken):
+        """Gives the listener at taken (addr, port) a fresh port and
+        rewrites the config; returns Ports.renew's answer."""
+        renewed = self.ports.renew(*taken)
+        self.write_config()
+        return renewed
+
+
 def start_on_free_ports(what, attempt, renew, attempts=START_ATTEMPTS):
     """Starts a server whose port another process may hold despite the
     reservation (one that binds a fixed port with SO_REUSEADDR): attempt()
@@ -410,7 +431,7 @@ def close_run():
 DEFAULT_MODULES = ('auth_pg', 'disco', 'ping', 'version', 'time')
 
 
-class Parley:
+class Parley(PortsOwner):
     """One parleyd process with its own database, config and log."""
 
     def __init__(self, run=None, *, vhosts=('localhost',), modules=DEFAULT_MODULES,
@@ -540,21 +561,12 @@ class Parley:
                                  '--- parleyd log (tail) ---\n%s' % (rc, self.log_tail()))
         return m.group(1), int(m.group(2))
 
-    def _renew(self, taken):
-        renewed = self.ports.renew(*taken)
-        self.write_config()
-        return renewed
-
     def ports_renewed(self, renewed):
         """Called after a start that had to renew ports ((name, port, new
         port) each): a subclass tells whoever recorded the old numbers."""
 
     def _accepting(self):
-        try:
-            with socket.create_connection(('127.0.0.1', self.c2s_port), timeout=1):
-                return True
-        except OSError:
-            return False
+        return accepts('127.0.0.1', self.c2s_port)
 
     def db_up(self):
         return self._status_ok(True)
